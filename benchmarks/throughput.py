@@ -1,0 +1,87 @@
+"""Time forward+backward of one training step for each cell, next to torch's fused kernels.
+
+Batch 32, hidden 128, input size 1, T in {100, 784, 1000} by default; the
+median over repeats, variants interleaved so that drift hits all alike.
+Prints a table of milliseconds and ratios to the native reference, and stores
+the figures as JSON.
+
+    python benchmarks/throughput.py [--lengths 100 784 1000] [--repeats 7] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from longdeps.cells import make_cell
+
+
+def variants(hidden: int) -> dict[str, tuple[torch.nn.Module, str]]:
+    """name -> (module, the native reference it is compared with)."""
+    return {
+        "nn.RNN (tanh)": (torch.nn.RNN(1, hidden), "nn.RNN (tanh)"),
+        "srn": (make_cell("srn", 1, hidden), "nn.RNN (tanh)"),
+        "srn, step loop": (make_cell("srn", 1, hidden, native=False), "nn.RNN (tanh)"),
+        "nn.LSTM": (torch.nn.LSTM(1, hidden), "nn.LSTM"),
+        "lstm": (make_cell("lstm", 1, hidden), "nn.LSTM"),
+        "lstm, step loop": (make_cell("lstm", 1, hidden, native=False), "nn.LSTM"),
+    }
+
+
+def train_step(module: torch.nn.Module, x: torch.Tensor) -> None:
+    out, _ = module(x)
+    out[-1].square().sum().backward()
+
+
+def measure(lengths: list[int], batch: int, hidden: int, repeats: int) -> list[dict]:
+    rows = []
+    for steps in lengths:
+        torch.manual_seed(0)
+        x = torch.randn(steps, batch, 1)
+        mods = variants(hidden)
+        times: dict[str, list[float]] = {name: [] for name in mods}
+        for name, (module, _) in mods.items():  # warm-up
+            train_step(module, x)
+        for _ in range(repeats):
+            for name, (module, _) in mods.items():
+                module.zero_grad(set_to_none=True)
+                start = time.perf_counter()
+                train_step(module, x)
+                times[name].append(time.perf_counter() - start)
+        medians = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+        for name, (_, reference) in mods.items():
+            rows.append({"T": steps, "variant": name, "ms": round(medians[name], 2), "reference": reference,
+                         "ratio": round(medians[name] / medians[reference], 3)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 784, 1000])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", default="longdeps-results/benchmarks/throughput.json")
+    args = parser.parse_args()
+    rows = measure(args.lengths, args.batch, args.hidden, args.repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, hidden {args.hidden}, "
+          f"median of {args.repeats}")
+    print(f"{'T':>5}  {'variant':18s} {'ms':>9}  ratio to native")
+    for r in rows:
+        print(f"{r['T']:>5}  {r['variant']:18s} {r['ms']:9.2f}  {r['ratio']:.2f}x {r['reference']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                               "machine": platform.machine(), "batch": args.batch, "hidden": args.hidden,
+                               "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
+    print(f"stored in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from longdeps.cli import main
+
+sys.exit(main())

@@ -1,0 +1,35 @@
+"""Recurrent cells behind one interface (see ``longdeps.cells.base``).
+
+``CELLS`` maps a registry name to its class; ``make_cell`` builds one.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from longdeps.cells.base import RecurrentCell, State, detach_state, map_state
+from longdeps.cells.lstm import LSTM
+from longdeps.cells.srn import SRN
+from longdeps.errors import LongdepsError
+
+CELLS: dict[str, type[RecurrentCell]] = {"srn": SRN, "lstm": LSTM}
+
+#: one line each, for ``longdeps cells``
+DESCRIPTIONS = {
+    "srn": "Elman simple recurrent network, tanh (or relu); fused nn.RNN kernel",
+    "lstm": "LSTM with forget gate, forget bias 1 by default; fused nn.LSTM kernel",
+}
+
+
+def make_cell(name: str, input_size: int, hidden_size: int, **options) -> RecurrentCell:
+    """Build cell ``name``; ``options`` are keyword arguments of its class, checked by name."""
+    if name not in CELLS:
+        raise LongdepsError(f"unknown cell {name!r}; choose from {', '.join(sorted(CELLS))}")
+    accepted = inspect.signature(CELLS[name]).parameters
+    for key in options:
+        if key not in accepted:
+            raise LongdepsError(f"option {key!r} does not apply to cell {name!r}")
+    return CELLS[name](input_size, hidden_size, **options)
+
+
+__all__ = ["CELLS", "DESCRIPTIONS", "LSTM", "RecurrentCell", "SRN", "State", "detach_state", "make_cell", "map_state"]

@@ -1,0 +1,151 @@
+"""The interface every recurrent cell shares.
+
+A cell mirrors ``torch.nn.RNN`` / ``torch.nn.LSTM``: ``forward(x, state)``
+returns the hidden sequence and the final state. Underneath, one time step is
+split in two so that the per-step loop stays lean (see
+shared/design/performance.md):
+
+- ``project_input(x)``: the part that does not depend on the state, done once
+  for all steps in one matmul, ``(..., input_size) -> (..., P)``;
+- ``step_weights()``: whatever every step of a sequence reuses (e.g. the
+  transposed recurrent matrix, or a matrix exponential), computed once per
+  sequence;
+- ``recur(u_t, state, t, weights)``: the rest of step ``t``, ``(B, P) -> state``.
+
+``step(x_t, state, t) == recur(project_input(x_t), state, t, step_weights())``. Gradient
+estimators and probes that need every step's state call ``unroll``;
+``forward`` uses a fused native kernel instead where the cell has one and
+``native`` is on.
+
+A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
+``hidden(state)`` is the ``(B, H)`` part seen by the readout.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Union
+
+import torch
+from torch import nn
+
+from longdeps.errors import LongdepsError
+
+State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+
+
+def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:
+    """Apply ``fn`` to every tensor of ``state``."""
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
+
+
+def detach_state(state: State) -> State:
+    """The same state, cut from the autograd graph."""
+    return map_state(torch.Tensor.detach, state)
+
+
+class RecurrentCell(nn.Module, ABC):
+    """Base class of all cells. Subclasses implement the four abstract methods.
+
+    Args:
+        input_size: features per time step, ``I``.
+        hidden_size: hidden units, ``H``.
+        batch_first: inputs and outputs are ``(B, T, .)`` instead of ``(T, B, .)``.
+        native: use a fused native kernel in ``forward`` where one computes the
+            same maths (``torch.nn.RNN`` / ``torch.nn.LSTM``).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or value < 1:
+                raise LongdepsError(f"{name} must be a positive integer, got {value!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.batch_first = batch_first
+        self.native = native
+
+    # -- what a cell defines ------------------------------------------------
+    @abstractmethod
+    def initial_state(self, batch_size: int) -> State:
+        """The state before the first step, for ``batch_size`` sequences."""
+
+    @abstractmethod
+    def hidden(self, state: State) -> torch.Tensor:
+        """The ``(B, H)`` part of ``state`` that the readout sees."""
+
+    @abstractmethod
+    def project_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The state-independent part of a step, ``(..., I) -> (..., P)``."""
+
+    @abstractmethod
+    def step_weights(self) -> Any:
+        """What every step of one sequence reuses, computed once per sequence."""
+
+    @abstractmethod
+    def recur(self, u_t: torch.Tensor, state: State, t: int, weights: Any) -> State:
+        """Step ``t`` (0-based) from the projected input ``u_t`` ``(B, P)``."""
+
+    def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
+        """``forward`` through a fused kernel, time-major; ``None`` where there is none."""
+        return None
+
+    # -- shared machinery ---------------------------------------------------
+    def step(self, x_t: torch.Tensor, state: State, t: int = 0) -> State:
+        """One time step: ``x_t`` ``(B, I)`` -> new state."""
+        return self.recur(self.project_input(x_t), state, t, self.step_weights())
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a one-line error unless ``x`` is ``(T, B, I)`` (or ``(B, T, I)``) and finite."""
+        layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
+            raise LongdepsError(f"expected input of shape {layout} with input_size={self.input_size}, got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise LongdepsError(f"input contains non-finite values (nan/inf) at {int((~torch.isfinite(x)).sum())} positions")
+
+    def unroll(self, x: torch.Tensor, state: State | None = None, t0: int = 0) -> tuple[list[torch.Tensor], State]:
+        """Step through time-major ``x`` ``(T, B, I)`` one step at a time.
+
+        Returns the list of the ``T`` hidden outputs ``(B, H)`` (each the very
+        tensor the next step reads, so autograd can differentiate with respect
+        to it) and the final state. ``t0`` is the time index of ``x[0]``.
+        """
+        if state is None:
+            state = self.initial_state(x.shape[1])
+        outputs, weights = [], self.step_weights()
+        for t, u_t in enumerate(self.project_input(x).unbind(0), start=t0):
+            state = self.recur(u_t, state, t, weights)
+            outputs.append(self.hidden(state))
+        return outputs, state
+
+    def forward(self, x: torch.Tensor, state: State | None = None, t0: int = 0) -> tuple[torch.Tensor, State]:
+        """Run the cell over a sequence.
+
+        Args:
+            x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``.
+            state: initial state, default ``initial_state(B)``.
+            t0: time index of the first step (cells with per-step statistics use it).
+
+        Returns:
+            ``(outputs, final_state)``: outputs ``(T, B, H)`` (or ``(B, T, H)``).
+        """
+        self.check_input(x)
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        if state is None:
+            state = self.initial_state(x.shape[1])
+        fused = self.native_forward(x, state) if self.native else None
+        if fused is not None:
+            outputs, state = fused
+        else:
+            hs, state = self.unroll(x, state, t0)
+            outputs = torch.stack(hs)
+        return (outputs.transpose(0, 1) if self.batch_first else outputs), state
+
+    def zeros(self, batch_size: int) -> torch.Tensor:
+        """A ``(B, H)`` zero tensor on the cell's device and dtype."""
+        p = next(self.parameters())
+        return p.new_zeros(batch_size, self.hidden_size)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, batch_first={self.batch_first}, native={self.native}"

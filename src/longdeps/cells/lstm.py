@@ -1,0 +1,68 @@
+"""Long short-term memory (Hochreiter & Schmidhuber 1997, with forget gate)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from longdeps.cells.base import RecurrentCell, State
+from longdeps.functional.init import init_weight_
+
+#: gate order of ``torch.nn.LSTM``: input, forget, candidate, output
+INPUT, FORGET, CANDIDATE, OUTPUT = range(4)
+
+
+class LSTM(RecurrentCell):
+    """LSTM with the parameters of ``torch.nn.LSTM`` (one layer, gate order i, f, g, o).
+
+    ::
+
+        i, f, g, o = split(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+        h_t = sigmoid(o) * tanh(c_t)
+
+    Its weights live in ``self.lstm`` (an ``nn.LSTM``), so ``forward`` runs the
+    fused native kernel; ``unroll``/``step`` compute the same maths step by step.
+
+    Args:
+        recurrent_init, input_init: schemes of ``longdeps.functional.init``;
+            ``"identity"`` puts the identity on the candidate block.
+        forget_bias: initial forget-gate bias (biases start at zero otherwise).
+        State: ``(h, c)``, each ``(B, H)``, zeros at the start.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
+                 recurrent_init: str = "default", input_init: str = "default", forget_bias: float = 1.0):
+        super().__init__(input_size, hidden_size, batch_first, native)
+        self.lstm = nn.LSTM(input_size, hidden_size)
+        init_weight_(self.lstm.weight_hh_l0, recurrent_init, gates=4, identity_block=CANDIDATE)
+        init_weight_(self.lstm.weight_ih_l0, input_init, gates=4)
+        with torch.no_grad():
+            self.lstm.bias_ih_l0.zero_()
+            self.lstm.bias_hh_l0.zero_()
+            self.lstm.bias_ih_l0[FORGET * hidden_size:(FORGET + 1) * hidden_size] = forget_bias
+
+    def initial_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.zeros(batch_size), self.zeros(batch_size)
+
+    def hidden(self, state: State) -> torch.Tensor:
+        return state[0]
+
+    def project_input(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.lstm.weight_ih_l0, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+
+    def step_weights(self) -> torch.Tensor:
+        """``W_hh^T`` ``(H, 4H)``."""
+        return self.lstm.weight_hh_l0.t()
+
+    def recur(self, u_t: torch.Tensor, state: State, t: int, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        i, f, g, o = torch.addmm(u_t, h, weights).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        h, c = state
+        outputs, (h_n, c_n) = self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)))
+        return outputs, (h_n[0], c_n[0])

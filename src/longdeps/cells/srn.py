@@ -1,0 +1,59 @@
+"""Elman's simple recurrent network: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from longdeps.cells.base import RecurrentCell, State
+from longdeps.errors import LongdepsError
+from longdeps.functional.init import init_weight_
+
+NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+class SRN(RecurrentCell):
+    """Simple recurrent network with the parameters of ``torch.nn.RNN`` (one layer).
+
+    Its weights live in ``self.rnn`` (an ``nn.RNN``), so ``forward`` runs the
+    fused native kernel; ``unroll``/``step`` compute the same maths step by step.
+
+    Args:
+        nonlinearity: ``"tanh"`` (Elman) or ``"relu"``.
+        recurrent_init, input_init: schemes of ``longdeps.functional.init``.
+        Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
+                 nonlinearity: str = "tanh", recurrent_init: str = "default", input_init: str = "default"):
+        super().__init__(input_size, hidden_size, batch_first, native)
+        if nonlinearity not in NONLINEARITIES:
+            raise LongdepsError(f"unknown nonlinearity {nonlinearity!r}; choose from {', '.join(NONLINEARITIES)}")
+        self.nonlinearity = nonlinearity
+        self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity)
+        init_weight_(self.rnn.weight_hh_l0, recurrent_init)
+        init_weight_(self.rnn.weight_ih_l0, input_init)
+        with torch.no_grad():
+            self.rnn.bias_ih_l0.zero_()
+            self.rnn.bias_hh_l0.zero_()
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return self.zeros(batch_size)
+
+    def hidden(self, state: State) -> torch.Tensor:
+        return state
+
+    def project_input(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
+
+    def step_weights(self) -> torch.Tensor:
+        """``W_hh^T`` ``(H, H)``."""
+        return self.rnn.weight_hh_l0.t()
+
+    def recur(self, u_t: torch.Tensor, state: State, t: int, weights: torch.Tensor) -> torch.Tensor:
+        return NONLINEARITIES[self.nonlinearity](torch.addmm(u_t, state, weights))
+
+    def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        outputs, h_n = self.rnn(x, state.unsqueeze(0))
+        return outputs, h_n[0]

@@ -1,0 +1,149 @@
+"""The ``longdeps`` command line: train, bench, report, runs, tasks, cells."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from longdeps.errors import LongdepsError
+from longdeps.store import DEFAULT_ROOT
+
+#: CLI flag -> config field, for the most common settings
+FLAGS = {
+    "task": ("task.name", str), "variant": ("task.variant", str), "seq_len": ("task.seq_len", int),
+    "cell": ("cell.name", str), "hidden": ("cell.hidden_size", int), "gradient": ("gradient.name", str),
+    "truncation": ("gradient.truncation", int), "clip": ("gradient.clip_norm", float),
+    "optimizer": ("optimizer.name", str), "lr": ("optimizer.lr", float), "steps": ("train.steps", int),
+    "batch_size": ("train.batch_size", int), "seed": ("train.seed", int),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="longdeps", description="Recurrent networks on long-term dependencies.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train one run", description=(
+        "Train one run. Settings come from the defaults, then --config, then the flags, then key=value "
+        "overrides of any config field (e.g. cell.recurrent_init=orthogonal train.eval_every=50)."))
+    train.add_argument("overrides", nargs="*", metavar="section.key=value", help="override any config field")
+    train.add_argument("--config", help="a YAML or TOML run config")
+    for flag, (key, kind) in FLAGS.items():
+        train.add_argument(f"--{flag.replace('_', '-')}", type=kind, help=f"sets {key}")
+    train.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--force", action="store_true", help="discard an existing run with the same config and start over")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+    bench = sub.add_parser("bench", help="run a suite of runs and write its report",
+                           description="Run a suite (built-in name or YAML path), then write its report.")
+    bench.add_argument("suite", nargs="?", default="default", help="suite name or YAML file (default: %(default)s)")
+    bench.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    bench.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE)")
+    bench.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    report = sub.add_parser("report", help="write a markdown report with PNG plots from the store")
+    report.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    report.add_argument("--suite", help="only the runs of this suite")
+    report.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE or RESULTS/reports/all)")
+
+    runs = sub.add_parser("runs", help="list runs in the store")
+    runs.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    runs.add_argument("--suite")
+    for column in ("task", "cell", "gradient", "status"):
+        runs.add_argument(f"--{column}")
+
+    sub.add_parser("tasks", help="list the tasks and their variants")
+    sub.add_parser("cells", help="list the recurrent cells")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from longdeps.config import RunConfig, load_config
+    from longdeps.experiment import run_experiment
+
+    config = load_config(args.config) if args.config else RunConfig()
+    flags = [f"{key}={getattr(args, flag)}" for flag, (key, _) in FLAGS.items() if getattr(args, flag) is not None]
+    config = config.with_overrides(flags + args.overrides)
+    if args.print_config:
+        import json
+
+        print(json.dumps(config.to_dict(), indent=2))
+        return
+    result = run_experiment(config, args.results, resume=args.resume, force=args.force,
+                            progress=False if args.no_progress else None)
+    s = result.summary
+    print(f"run {result.run_id}: {result.status}; {s['steps_done']} updates, solved={s['solved']}"
+          f"{' at update ' + str(s['solved_step']) if s['solved'] else ''}; best val {s.get('metric', 'metric')}="
+          f"{s['best_val_metric']:.4g}, test={s['test_metric']:.4g}, test loss={s['test_loss']:.4g}; {result.run_dir}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from longdeps.report import write_report
+    from longdeps.store import ResultStore
+    from longdeps.sweep import load_suite, run_suite
+
+    suite = load_suite(args.suite)
+    results = run_suite(suite, args.results, progress=False if args.no_progress else None)
+    out = args.out or Path(args.results) / "reports" / suite.name
+    path = write_report(ResultStore(args.results), out, suite=suite.name, title=f"Suite `{suite.name}`",
+                        description=suite.description)
+    print(f"{len(results)} runs; report: {path}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from longdeps.report import write_report
+    from longdeps.store import ResultStore
+
+    store = ResultStore(args.results)
+    out = args.out or Path(args.results) / "reports" / (args.suite or "all")
+    print(f"report: {write_report(store, out, suite=args.suite)}")
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    from longdeps.store import ResultStore
+
+    rows = ResultStore(args.results).runs(suite=args.suite, task=args.task, cell=args.cell,
+                                          gradient=args.gradient, status=args.status)
+    header = ("run_id", "status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "seed",
+              "steps_done", "solved_step", "best_val_metric", "test_metric")
+    print("\t".join(header))
+    for row in rows:
+        print("\t".join("" if row[c] is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in header))
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    from longdeps.tasks import TASKS
+
+    for name, cls in sorted(TASKS.items()):
+        print(f"{name:18s} {cls.description}\n{'':18s} variants: {', '.join(cls.variants)} (default {cls.variants[0]}); "
+              f"metric: {cls.metric}; readout: {cls.readout}")
+
+
+def cmd_cells(args: argparse.Namespace) -> None:
+    from longdeps.cells import CELLS, DESCRIPTIONS
+
+    for name in sorted(CELLS):
+        print(f"{name:8s} {DESCRIPTIONS[name]}")
+
+
+COMMANDS = {"train": cmd_train, "bench": cmd_bench, "report": cmd_report, "runs": cmd_runs,
+            "tasks": cmd_tasks, "cells": cmd_cells}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except LongdepsError as err:
+        print(f"longdeps: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("longdeps: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

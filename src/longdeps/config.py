@@ -1,0 +1,210 @@
+"""The typed configuration of one run: one frozen dataclass per axis.
+
+A ``RunConfig`` is built from defaults, a YAML/TOML file, and ``key=value``
+overrides with dotted names (``cell.hidden_size=64``). Its canonical JSON
+hashes to the run id, so the same settings always name the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from longdeps.errors import LongdepsError
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Which task, at which length; validation/test sets are fixed by ``data_seed``."""
+
+    name: str = "adding"
+    seq_len: int = 100
+    variant: str | None = None  #: None: the task's default variant
+    val_size: int = 1000
+    test_size: int = 1000
+    train_size: int | None = None  #: None: a fresh batch every update; N: a fixed pool of N examples
+    data_seed: int = 0
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """Which cell; options left at None take the cell's own default."""
+
+    name: str = "lstm"
+    hidden_size: int = 128
+    native: bool = True  #: fused native kernel where the cell has one
+    recurrent_init: str | None = None  #: default | orthogonal | identity | xavier
+    input_init: str | None = None  #: default | orthogonal | xavier
+    forget_bias: float | None = None  #: lstm only (cell default 1.0)
+    nonlinearity: str | None = None  #: srn only: tanh | relu
+
+    def options(self) -> dict[str, Any]:
+        """The cell constructor's keyword arguments that are set."""
+        skip = {"name", "hidden_size"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip and v is not None}
+
+
+@dataclass(frozen=True)
+class GradientConfig:
+    """How gradients are obtained through time, and clipped."""
+
+    name: str = "bptt"  #: bptt | tbptt
+    truncation: int | None = None  #: tbptt: steps k
+    clip_norm: float | None = None  #: global L2 norm bound; None: no clipping
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    name: str = "uniform"
+
+
+@dataclass(frozen=True)
+class ContinuationConfig:
+    name: str = "none"
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """A ``torch.optim`` optimiser: adam, sgd or rmsprop."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0  #: sgd, rmsprop
+    alpha: float = 0.99  #: rmsprop smoothing constant
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Length of training and what is recorded along the way (units: updates)."""
+
+    steps: int = 2000
+    batch_size: int = 32
+    seed: int = 0
+    eval_every: int = 100
+    checkpoint_every: int = 500
+    stop_when_solved: bool = True
+    profile_examples: int = 100  #: validation examples for the ||dL/dh_t|| profile
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    cell: CellConfig = field(default_factory=CellConfig)
+    gradient: GradientConfig = field(default_factory=GradientConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    continuation: ContinuationConfig = field(default_factory=ContinuationConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def run_id(self) -> str:
+        """12 hex digits of the SHA-256 of the canonical JSON of the config."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """Build from nested dicts; unknown sections or keys are errors."""
+        return RunConfig().updated(data)
+
+    def updated(self, data: dict[str, Any]) -> "RunConfig":
+        """A copy with the sections of ``data`` (nested dicts) replaced field by field."""
+        if not isinstance(data, dict):
+            raise LongdepsError(f"a config must be a mapping of sections, got {type(data).__name__}")
+        sections = {}
+        for section, values in data.items():
+            if section not in SECTIONS:
+                raise LongdepsError(f"unknown config section {section!r}; choose from {', '.join(SECTIONS)}")
+            if not isinstance(values, dict):
+                raise LongdepsError(f"config section {section!r} must be a mapping, got {values!r}")
+            current = getattr(self, section)
+            sections[section] = dataclasses.replace(current, **{k: _coerce(section, k, v) for k, v in values.items()})
+        return dataclasses.replace(self, **sections)
+
+    def with_overrides(self, overrides: list[str]) -> "RunConfig":
+        """Apply ``section.key=value`` strings in order."""
+        data: dict[str, dict[str, Any]] = {}
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not sep or not dot:
+                raise LongdepsError(f"override {item!r} is not of the form section.key=value (e.g. cell.hidden_size=64)")
+            data.setdefault(section, {})[name] = value.strip()
+        return self.updated(data)
+
+
+#: section name -> its dataclass
+SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
+
+
+def _coerce(section: str, key: str, value: Any) -> Any:
+    """``value`` (from a file or a ``key=value`` string) as the type of field ``section.key``."""
+    hints = typing.get_type_hints(SECTIONS[section])
+    if key not in hints:
+        raise LongdepsError(f"unknown config key {section}.{key}; choose from {', '.join(hints)}")
+    kind = hints[key]
+    optional = typing.get_origin(kind) in (Union, types.UnionType) and type(None) in typing.get_args(kind)
+    if optional:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+    try:
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+                return value.lower() in ("true", "yes", "1")
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise LongdepsError(f"{section}.{key} must be {kind.__name__}{' or null' if optional else ''}, got {value!r}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a run config from a ``.yaml``/``.yml`` or ``.toml`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LongdepsError(f"config file {str(path)!r} does not exist")
+    return RunConfig.from_dict(read_mapping(path))
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML or TOML file."""
+    text = path.read_text()
+    if path.suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise LongdepsError(f"{path}: invalid TOML: {err}") from None
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise LongdepsError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+        return data or {}
+    raise LongdepsError(f"config file {str(path)!r} must end in .yaml, .yml or .toml")

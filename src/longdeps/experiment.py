@@ -1,0 +1,260 @@
+"""One run: a ``RunConfig`` -> a trained model, metrics, checkpoints and a store row.
+
+A training step: the sampler draws a batch, the continuation schedule sets
+the smoothing level, the gradient estimator fills ``.grad``, gradients are
+clipped, the optimiser steps. Every ``eval_every`` updates the model is scored
+on the fixed validation set and the per-step gradient profile
+``||dL/dh_t||`` is taken on a fixed probe batch; every ``checkpoint_every``
+updates the whole training state (weights, optimiser, random generators,
+history) is saved atomically, so ``resume`` continues exactly where the
+checkpoint left off. At the end the best-validation weights are scored on
+the test set.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from longdeps.cells import make_cell
+from longdeps.config import RunConfig
+from longdeps.continuation import make_continuation
+from longdeps.errors import LongdepsError
+from longdeps.gradients import hidden_gradient_norms, make_estimator
+from longdeps.model import SequenceModel
+from longdeps.optim import make_optimizer
+from longdeps.sampling import make_sampler
+from longdeps.store import ResultStore, atomic_torch_save, atomic_write_text
+from longdeps.tasks import Batch, Task, make_task, seeded_generator
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  #: finished | diverged | interrupted
+    summary: dict[str, Any]
+    run_dir: Path
+
+
+@torch.no_grad()
+def evaluate(model: SequenceModel, task: Task, batches: list[Batch], device: torch.device | str = "cpu") -> dict[str, float]:
+    """Each metric of ``task.per_example_metrics`` averaged over all examples of ``batches``."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    for batch in batches:
+        batch = batch.to(device)
+        for key, values in task.per_example_metrics(model(batch.x), batch.y).items():
+            sums[key] += float(values.sum())
+        count += batch.size
+    model.train(was_training)
+    return {key: total / count for key, total in sums.items()}
+
+
+class Run:
+    """Everything one run needs, built from its config.
+
+    Construction is deterministic in ``config.train.seed``: the model's
+    initial weights come from the global torch generator seeded with it, and
+    training batches from a generator of their own.
+    """
+
+    def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None):
+        self.config = config
+        self.store = store
+        self.suite = suite
+        self.run_id = config.run_id()
+        self.dir = store.run_dir(self.run_id)
+        self.device = torch.device(config.train.device)
+        tc = config.train
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+            if getattr(tc, name) < 1:
+                raise LongdepsError(f"train.{name} must be a positive integer, got {getattr(tc, name)!r}")
+
+        torch.manual_seed(tc.seed)
+        t = config.task
+        self.task = make_task(t.name, t.seq_len, t.variant, val_size=t.val_size, test_size=t.test_size, data_seed=t.data_seed)
+        cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.cell.options())
+        self.model = SequenceModel(cell, self.task.output_size, self.task.readout).to(self.device)
+        self.estimator = make_estimator(config.gradient.name, config.gradient.truncation)
+        self.sampler = make_sampler(config.sampler.name, self.task, t.train_size)
+        self.continuation = make_continuation(config.continuation.name)
+        self.optimizer = make_optimizer(config.optimizer, self.model.parameters())
+        self.data_generator = seeded_generator("train-batches", tc.seed)
+        self.probe = self.task.split("val")[0]
+        self.probe = self.probe.select(torch.arange(min(tc.profile_examples, self.probe.size)))
+
+        self.step = 0
+        self.examples_seen = 0
+        self.wall_time = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+
+    # -- state --------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.dir / "checkpoint.pt"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(), "step": self.step, "examples_seen": self.examples_seen,
+            "wall_time": self.wall_time, "history": self.history, "best": self.best,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "data_generator": self.data_generator.get_state(), "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.examples_seen, self.wall_time = state["step"], state["examples_seen"], state["wall_time"]
+        self.history, self.best = state["history"], state["best"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.data_generator.set_state(state["data_generator"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def save_checkpoint(self) -> None:
+        atomic_torch_save(self.state_dict(), self.checkpoint_path)
+
+    def write_metrics(self) -> None:
+        atomic_write_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
+
+    # -- the run ------------------------------------------------------------
+    def prepare(self, resume: bool, force: bool) -> bool:
+        """Decide how to start; returns False when the run is already finished."""
+        row = self.store.get_run(self.run_id)
+        has_checkpoint = self.checkpoint_path.exists()
+        if force:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.store.reset_evals(self.run_id)
+        elif row is not None and row["status"] == "finished":
+            return False
+        elif resume and has_checkpoint:
+            self.load_state_dict(torch.load(self.checkpoint_path, weights_only=False))
+        elif has_checkpoint:
+            raise LongdepsError(f"run {self.run_id} stopped at a checkpoint ({row['status'] if row else 'unknown'}, "
+                                f"{self.checkpoint_path}); pass --resume to continue it or --force to start over")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.dir / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
+        self.store.start_run(self.run_id, self.config.to_dict(), self.task.metric, self.suite)
+        self.store.reset_evals(self.run_id, after_step=self.step)
+        self.write_metrics()
+        return True
+
+    def execute(self, resume: bool = False, force: bool = False, progress: bool | None = None) -> RunResult:
+        """Train to ``train.steps`` updates (or until solved), then score the test set.
+
+        ``progress=None`` shows a bar only on a terminal.
+        """
+        if not self.prepare(resume, force):
+            return RunResult(self.run_id, "finished", json.loads((self.dir / "result.json").read_text()), self.dir)
+        tc = self.config.train
+        bar = tqdm(total=tc.steps, initial=self.step, desc=f"{self.config.cell.name} {self.task.name}",
+                   disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
+        losses: list[float] = []
+        norms: list[float] = []
+        clock = time.perf_counter()
+        try:
+            while self.step < tc.steps:
+                smoothing = self.continuation.before_step(self.step, self.model)
+                loss, norm = self.train_step()
+                losses.append(loss)
+                norms.append(norm)
+                self.step += 1
+                bar.update(1)
+                finished = self.step == tc.steps
+                if self.step % tc.eval_every == 0 or finished:
+                    self.wall_time += time.perf_counter() - clock
+                    clock = time.perf_counter()
+                    record = self.record_eval(losses, norms, smoothing)
+                    losses, norms = [], []
+                    bar.set_postfix({self.task.metric: f"{record['val_metric']:.3f}", "val loss": f"{record['val']['loss']:.4g}"})
+                    if record["solved"] and tc.stop_when_solved:
+                        finished = True
+                if self.step % tc.checkpoint_every == 0 or finished:
+                    self.save_checkpoint()
+                if finished:
+                    break
+        except LongdepsError as err:
+            self.store.finish_run(self.run_id, "diverged", self.summary(), error=str(err))
+            raise
+        except KeyboardInterrupt:
+            self.store.finish_run(self.run_id, "interrupted", self.summary(), error="interrupted by the user")
+            raise
+        finally:
+            bar.close()
+        return self.finish()
+
+    def train_step(self) -> tuple[float, float]:
+        """One update; returns the batch loss and the gradient norm before clipping."""
+        batch = self.sampler.next_batch(self.config.train.batch_size, self.data_generator).to(self.device)
+        if not torch.isfinite(batch.x).all():
+            raise LongdepsError(f"training batch at step {self.step} contains non-finite inputs (nan/inf); run {self.run_id} stopped, "
+                                f"last good checkpoint kept in {self.dir}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = float(self.estimator.backward(self.model, batch, self.task).mean())
+        clip = self.config.gradient.clip_norm
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip is not None else float("inf")))
+        for name, value in (("loss", loss), ("gradient norm", norm)):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise LongdepsError(f"{name} became {value} at step {self.step}; run {self.run_id} diverged, "
+                                    f"last good checkpoint kept in {self.dir}")
+        self.optimizer.step()
+        self.examples_seen += batch.size
+        return loss, norm
+
+    def record_eval(self, losses: list[float], norms: list[float], smoothing: dict[str, float]) -> dict[str, Any]:
+        val = evaluate(self.model, self.task, self.task.split("val"), self.device)
+        profile = hidden_gradient_norms(self.model, self.probe.to(self.device), self.task).mean(dim=1)
+        record = {
+            "step": self.step, "examples_seen": self.examples_seen, "wall_time": round(self.wall_time, 3),
+            "train_loss": sum(losses) / len(losses), "grad_norm": sum(norms) / len(norms), "grad_norm_max": max(norms),
+            "val": val, "val_metric": val[self.task.metric], "solved": bool(self.task.solved(val)),
+            "grad_profile": [float(v) for v in profile], **smoothing,
+        }
+        self.history.append(record)
+        self.store.add_eval(self.run_id, record)
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.best is None or self.is_better(val, self.best["val"]):
+            self.best = {"step": self.step, "val": val, "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+        return record
+
+    def is_better(self, new: dict[str, float], old: dict[str, float]) -> bool:
+        """Higher (or lower) headline metric, then lower loss."""
+        sign = 1 if self.task.higher_is_better else -1
+        return (sign * new[self.task.metric], -new["loss"]) > (sign * old[self.task.metric], -old["loss"])
+
+    def summary(self) -> dict[str, Any]:
+        solved = [r["step"] for r in self.history if r["solved"]]
+        return {
+            "run_id": self.run_id, "steps_done": self.step, "examples_seen": self.examples_seen,
+            "wall_time": round(self.wall_time, 3), "solved": bool(solved), "solved_step": solved[0] if solved else None,
+            "best_val_metric": self.best["val"][self.task.metric] if self.best else None,
+            "best_val_step": self.best["step"] if self.best else None,
+        }
+
+    def finish(self) -> RunResult:
+        """Score the best-validation weights on the test set and record the result."""
+        final_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.best["model"])
+        test = evaluate(self.model, self.task, self.task.split("test"), self.device)
+        self.model.load_state_dict(final_state)
+        summary = {**self.summary(), "test_metric": test[self.task.metric], "test_loss": test["loss"], "test": test,
+                   **self.task.describe(), **self.estimator.describe()}
+        atomic_write_text(self.dir / "result.json", json.dumps(summary, indent=2) + "\n")
+        self.store.finish_run(self.run_id, "finished", summary)
+        return RunResult(self.run_id, "finished", summary, self.dir)
+
+
+def run_experiment(config: RunConfig, results: str | Path = "longdeps-results", resume: bool = False,
+                   force: bool = False, progress: bool | None = None, suite: str | None = None) -> RunResult:
+    """Build and execute one run, recording it in the store at ``results``."""
+    return Run(config, ResultStore(results), suite).execute(resume=resume, force=force, progress=progress)

@@ -1,0 +1,1 @@
+"""Pure maths shared by cells and trainers."""

@@ -1,0 +1,159 @@
+"""Tables and plots from the store.
+
+Runs are grouped into *settings*: runs whose configs differ only in the seed.
+``write_report`` writes ``report.md`` (one table row per setting, mean and
+standard deviation over seeds) and, next to it, the PNG plots it cites:
+
+- ``learning_curves.png``: validation metric and loss against updates, the
+  mean over seeds with a min-max band (a run stopped early when solved keeps
+  its last value);
+- ``gradient_profile.png``: ``||dL/dh_t||`` against the time step ``t`` at
+  the first and the last evaluation, the mean over seeds, on a log scale:
+  how much error signal from the loss reaches each step.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
+
+
+@dataclass
+class Setting:
+    """Runs that share every setting but the seed."""
+
+    label: str
+    runs: list[dict[str, Any]]
+    evals: list[list[dict[str, Any]]]
+
+
+def _without_seed(config: dict[str, Any]) -> dict[str, Any]:
+    return {section: {k: v for k, v in values.items() if not (section == "train" and k == "seed")}
+            for section, values in config.items()}
+
+
+def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
+    """Group ``runs`` by config minus seed; labels name the fields that differ between groups."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        key = json.dumps(_without_seed(json.loads(run["config"])), sort_keys=True)
+        groups.setdefault(key, []).append(run)
+    flat = {key: {f"{s}.{k}": v for s, values in json.loads(key).items() for k, v in values.items()} for key in groups}
+    varying = [f for f in next(iter(flat.values()), {}) if len({json.dumps(c.get(f)) for c in flat.values()}) > 1]
+    settings = []
+    for key, members in groups.items():
+        fields = varying or ["cell.name"]
+        label = ", ".join(f"{f.split('.', 1)[1] if f.startswith(('cell.', 'task.')) else f}={flat[key][f]}" for f in fields)
+        settings.append(Setting(label, members, [store.evals(r["run_id"]) for r in members]))
+    return settings
+
+
+def _mean_std(values: list[float | None], fmt: str = "{:.4g}") -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(statistics.stdev(values))}"
+
+
+def _curve(settings_evals: list[list[dict[str, Any]]], key) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and a (runs, steps) array of ``key(record)``, carrying each run's last value forward."""
+    steps = sorted({r["step"] for evals in settings_evals for r in evals})
+    rows = []
+    for evals in settings_evals:
+        by_step = {r["step"]: key(r) for r in evals}
+        last, row = np.nan, []
+        for s in steps:
+            last = by_step.get(s, last)
+            row.append(last)
+        rows.append(row)
+    return np.array(steps), np.array(rows, dtype=float)
+
+
+def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> None:
+    fig, (ax_metric, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for setting in settings:
+        for ax, key in ((ax_metric, lambda r: r["val_metric"]), (ax_loss, lambda r: r["val"]["loss"])):
+            steps, values = _curve(setting.evals, key)
+            if not len(steps):
+                continue
+            line, = ax.plot(steps, np.nanmean(values, axis=0), label=f"{setting.label} (n={len(setting.runs)})")
+            ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(), alpha=0.2)
+    ax_metric.set(xlabel="updates", ylabel=f"validation {metric}", title=f"validation {metric} (mean, min-max band)")
+    ax_loss.set(xlabel="updates", ylabel="validation loss", yscale="log", title="validation loss")
+    ax_metric.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for setting in settings:
+        color = None
+        for which, style in ((0, "--"), (-1, "-")):
+            profiles = [evals[which]["grad_profile"] for evals in setting.evals if evals]
+            if not profiles:
+                continue
+            length = min(len(p) for p in profiles)
+            mean = np.mean([p[-length:] for p in profiles], axis=0)
+            step = setting.evals[0][which]["step"] if setting.evals[0] else "?"
+            line, = ax.plot(np.arange(1, length + 1), np.maximum(mean, 1e-30), style, color=color,
+                            label=f"{setting.label} @ {'first' if which == 0 else 'last'} eval (update {step})")
+            color = line.get_color()
+    ax.set(xlabel="time step t", ylabel="||dL/dh_t|| (mean over probe examples)", yscale="log",
+           title="Error signal reaching each time step")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(store: ResultStore, out: str | Path, suite: str | None = None, title: str | None = None,
+                 description: str = "") -> Path:
+    """Write ``report.md`` and its plots under ``out``; returns the markdown path."""
+    runs = [r for r in store.runs(suite=suite) if r["status"] == "finished"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    title = title or (f"Suite `{suite}`" if suite else "All runs")
+    if not runs:
+        atomic_write_text(out / "report.md", f"# {title}\n\nNo finished runs in {store.root}.\n")
+        return out / "report.md"
+    settings = group_runs(store, runs)
+    metrics = sorted({r["metric"] for r in runs})
+    metric = metrics[0] if len(metrics) == 1 else "metric"
+    tasks = sorted({f"{r['task']}/{r['variant']} T={r['seq_len']}" for r in runs})
+    rules = sorted({json.loads((store.run_dir(r["run_id"]) / "result.json").read_text()).get("solved_rule", "")
+                    for r in runs if (store.run_dir(r["run_id"]) / "result.json").exists()})
+
+    lines = [f"# {title}", ""]
+    if description:
+        lines += [description.strip(), ""]
+    lines += [f"Task: {', '.join(tasks)}. Solved when: {'; '.join(r for r in rules if r) or 'n/a'}.", "",
+              f"| setting | runs | solved | updates to solve | best val {metric} | test {metric} | test loss | wall time per run (s) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s in settings:
+        solved = [r for r in s.runs if r["solved"]]
+        lines.append(
+            f"| {s.label} | {len(s.runs)} | {len(solved)}/{len(s.runs)} | {_mean_std([r['solved_step'] for r in solved], '{:.0f}')} "
+            f"| {_mean_std([r['best_val_metric'] for r in s.runs])} | {_mean_std([r['test_metric'] for r in s.runs])} "
+            f"| {_mean_std([r['test_loss'] for r in s.runs])} | {_mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
+    lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights.", "",
+              "![learning curves](learning_curves.png)", "", "![gradient profile](gradient_profile.png)", "",
+              "Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
+    plot_learning_curves(settings, metric, out / "learning_curves.png")
+    plot_gradient_profiles(settings, out / "gradient_profile.png")
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    return out / "report.md"

@@ -1,0 +1,188 @@
+"""Where results live: one SQLite index plus one folder per run.
+
+Layout under the results root (default ``./longdeps-results``)::
+
+    results.sqlite          runs, their evaluations, suite membership
+    runs/<run_id>/          config.json, metrics.jsonl, checkpoint.pt, result.json
+
+The index uses WAL mode and a busy timeout, so several processes may write
+to one store. Files in a run folder are written atomically (write a temporary
+file, then rename), so an interrupted write never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+DEFAULT_ROOT = "longdeps-results"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,            -- running | finished | diverged | failed
+    created REAL, updated REAL,
+    task TEXT, variant TEXT, seq_len INTEGER,
+    cell TEXT, hidden_size INTEGER, gradient TEXT, sampler TEXT, continuation TEXT,
+    seed INTEGER,
+    steps_done INTEGER DEFAULT 0, examples_seen INTEGER DEFAULT 0, wall_time REAL DEFAULT 0,
+    metric TEXT, solved INTEGER, solved_step INTEGER,
+    best_val_metric REAL, best_val_step INTEGER, test_metric REAL, test_loss REAL,
+    config TEXT NOT NULL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL,
+    examples_seen INTEGER, wall_time REAL,
+    train_loss REAL, val_loss REAL, val_metric REAL, grad_norm REAL,
+    record TEXT NOT NULL,            -- the whole metrics.jsonl line
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS suite_runs (
+    suite TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (suite, run_id)
+);
+"""
+
+#: columns of ``runs`` that ``ResultStore.runs`` filters on
+RUN_FILTERS = ("status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "sampler", "continuation", "seed")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultStore:
+    """The results root: a SQLite index and the run folders."""
+
+    def __init__(self, root: str | Path = DEFAULT_ROOT):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success; waits up to 60 s for other writers."""
+        db = sqlite3.connect(self.root / "results.sqlite", timeout=60)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    # -- writing ------------------------------------------------------------
+    def start_run(self, run_id: str, config: dict[str, Any], metric: str, suite: str | None = None) -> None:
+        """Register a run as running (a restarted run keeps its row and its evaluations)."""
+        now = time.time()
+        task, cell = config["task"], config["cell"]
+        with self.connect() as db:
+            db.execute(
+                """INSERT INTO runs (run_id, status, created, updated, task, variant, seq_len, cell, hidden_size,
+                       gradient, sampler, continuation, seed, metric, config)
+                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(run_id) DO UPDATE SET status='running', updated=excluded.updated, error=NULL""",
+                (run_id, now, now, task["name"], task["variant"], task["seq_len"], cell["name"], cell["hidden_size"],
+                 config["gradient"]["name"], config["sampler"]["name"], config["continuation"]["name"],
+                 config["train"]["seed"], metric, json.dumps(config, sort_keys=True)),
+            )
+            if suite:
+                db.execute("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", (suite, run_id))
+
+    def reset_evals(self, run_id: str, after_step: int = -1) -> None:
+        """Forget evaluations after ``after_step`` (those a resumed run will redo)."""
+        with self.connect() as db:
+            db.execute("DELETE FROM evals WHERE run_id=? AND step>?", (run_id, after_step))
+
+    def add_eval(self, run_id: str, record: dict[str, Any]) -> None:
+        with self.connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, record["step"], record["examples_seen"], record["wall_time"], record.get("train_loss"),
+                 record["val"]["loss"], record["val_metric"], record.get("grad_norm"), json.dumps(record)),
+            )
+            db.execute("UPDATE runs SET steps_done=?, examples_seen=?, wall_time=?, updated=? WHERE run_id=?",
+                       (record["step"], record["examples_seen"], record["wall_time"], time.time(), run_id))
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any], error: str | None = None) -> None:
+        """Record the run's final status and summary fields (columns of ``runs``)."""
+        columns = ("steps_done", "examples_seen", "wall_time", "solved", "solved_step",
+                   "best_val_metric", "best_val_step", "test_metric", "test_loss")
+        values = [summary.get(c) for c in columns]
+        with self.connect() as db:
+            db.execute(
+                f"UPDATE runs SET status=?, error=?, updated=?, {', '.join(c + '=COALESCE(?, ' + c + ')' for c in columns)} "
+                "WHERE run_id=?",
+                (status, error, time.time(), *values, run_id),
+            )
+
+    # -- reading ------------------------------------------------------------
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    def runs(self, suite: str | None = None, **equal: Any) -> list[dict[str, Any]]:
+        """Rows of ``runs``, optionally of one suite and with columns equal to the given values."""
+        where, args = [], []
+        if suite:
+            where.append("run_id IN (SELECT run_id FROM suite_runs WHERE suite=?)")
+            args.append(suite)
+        for column, value in equal.items():
+            if column not in RUN_FILTERS:
+                raise ValueError(f"cannot filter runs by {column!r}; choose from {', '.join(RUN_FILTERS)}")
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created"
+        with self.connect() as db:
+            return [dict(r) for r in db.execute(sql, args)]
+
+    def evals(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's evaluation records, in step order."""
+        with self.connect() as db:
+            rows = db.execute("SELECT record FROM evals WHERE run_id=? ORDER BY step", (run_id,)).fetchall()
+        return [json.loads(r["record"]) for r in rows]
+
+    def suites(self) -> list[str]:
+        with self.connect() as db:
+            return [r[0] for r in db.execute("SELECT DISTINCT suite FROM suite_runs ORDER BY suite")]
