@@ -31,7 +31,23 @@ def variants(hidden: int) -> dict[str, tuple[torch.nn.Module, str]]:
         "nn.LSTM": (torch.nn.LSTM(1, hidden), "nn.LSTM"),
         "lstm": (make_cell("lstm", 1, hidden), "nn.LSTM"),
         "lstm, step loop": (make_cell("lstm", 1, hidden, native=False), "nn.LSTM"),
+        "nn.LSTMCell loop": (LSTMCellLoop(hidden), "nn.LSTM"),
     }
+
+
+class LSTMCellLoop(torch.nn.Module):
+    """The naive per-step loop: ``nn.LSTMCell`` called once per step (input matmul inside)."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.cell = torch.nn.LSTMCell(1, hidden)
+
+    def forward(self, x: torch.Tensor):
+        state, outputs = None, []
+        for x_t in x.unbind(0):
+            state = self.cell(x_t, state)
+            outputs.append(state[0])
+        return torch.stack(outputs), state
 
 
 def train_step(module: torch.nn.Module, x: torch.Tensor) -> None:

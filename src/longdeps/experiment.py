@@ -39,7 +39,7 @@ from longdeps.tasks import Batch, Task, make_task, seeded_generator
 @dataclass
 class RunResult:
     run_id: str
-    status: str  #: finished | diverged | interrupted
+    status: str  #: finished (failed and interrupted runs raise)
     summary: dict[str, Any]
     run_dir: Path
 
@@ -143,7 +143,7 @@ class Run:
                                 f"{self.checkpoint_path}); pass --resume to continue it or --force to start over")
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.dir / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
-        self.store.start_run(self.run_id, self.config.to_dict(), self.task.metric, self.suite)
+        self.store.start_run(self.run_id, self.config.to_dict(), self.task.metric, self.task.variant, self.suite)
         self.store.reset_evals(self.run_id, after_step=self.step)
         self.write_metrics()
         return True
@@ -183,7 +183,7 @@ class Run:
                 if finished:
                     break
         except LongdepsError as err:
-            self.store.finish_run(self.run_id, "diverged", self.summary(), error=str(err))
+            self.store.finish_run(self.run_id, "failed", self.summary(), error=str(err))
             raise
         except KeyboardInterrupt:
             self.store.finish_run(self.run_id, "interrupted", self.summary(), error="interrupted by the user")

@@ -43,6 +43,14 @@ def _without_seed(config: dict[str, Any]) -> dict[str, Any]:
             for section, values in config.items()}
 
 
+def _short(field: str) -> str:
+    """``cell.name`` -> ``cell``, ``cell.hidden_size`` -> ``hidden_size``, others as they are."""
+    section, key = field.split(".", 1)
+    if key == "name":
+        return section
+    return key if section in ("cell", "task") else field
+
+
 def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
     """Group ``runs`` by config minus seed; labels name the fields that differ between groups."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -54,12 +62,12 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
     settings = []
     for key, members in groups.items():
         fields = varying or ["cell.name"]
-        label = ", ".join(f"{f.split('.', 1)[1] if f.startswith(('cell.', 'task.')) else f}={flat[key][f]}" for f in fields)
+        label = ", ".join(f"{_short(f)}={flat[key][f]}" for f in fields)
         settings.append(Setting(label, members, [store.evals(r["run_id"]) for r in members]))
     return settings
 
 
-def _mean_std(values: list[float | None], fmt: str = "{:.4g}") -> str:
+def _mean_std(values: list[float | None], fmt: str = "{:.3g}") -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "–"
@@ -109,9 +117,10 @@ def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
                 continue
             length = min(len(p) for p in profiles)
             mean = np.mean([p[-length:] for p in profiles], axis=0)
-            step = setting.evals[0][which]["step"] if setting.evals[0] else "?"
+            steps = sorted({evals[which]["step"] for evals in setting.evals if evals})
+            when = f"update {steps[0]}" if len(steps) == 1 else f"updates {steps[0]}-{steps[-1]}"
             line, = ax.plot(np.arange(1, length + 1), np.maximum(mean, 1e-30), style, color=color,
-                            label=f"{setting.label} @ {'first' if which == 0 else 'last'} eval (update {step})")
+                            label=f"{setting.label} @ {'first' if which == 0 else 'last'} eval ({when})")
             color = line.get_color()
     ax.set(xlabel="time step t", ylabel="||dL/dh_t|| (mean over probe examples)", yscale="log",
            title="Error signal reaching each time step")

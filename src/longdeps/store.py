@@ -28,7 +28,7 @@ DEFAULT_ROOT = "longdeps-results"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,            -- running | finished | diverged | failed
+    status TEXT NOT NULL,            -- running | finished | failed | interrupted
     created REAL, updated REAL,
     task TEXT, variant TEXT, seq_len INTEGER,
     cell TEXT, hidden_size INTEGER, gradient TEXT, sampler TEXT, continuation TEXT,
@@ -111,8 +111,11 @@ class ResultStore:
         return self.root / "runs" / run_id
 
     # -- writing ------------------------------------------------------------
-    def start_run(self, run_id: str, config: dict[str, Any], metric: str, suite: str | None = None) -> None:
-        """Register a run as running (a restarted run keeps its row and its evaluations)."""
+    def start_run(self, run_id: str, config: dict[str, Any], metric: str, variant: str, suite: str | None = None) -> None:
+        """Register a run as running (a restarted run keeps its row and its evaluations).
+
+        ``variant`` is the task variant actually used (the config may leave it to the task's default).
+        """
         now = time.time()
         task, cell = config["task"], config["cell"]
         with self.connect() as db:
@@ -121,7 +124,7 @@ class ResultStore:
                        gradient, sampler, continuation, seed, metric, config)
                    VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(run_id) DO UPDATE SET status='running', updated=excluded.updated, error=NULL""",
-                (run_id, now, now, task["name"], task["variant"], task["seq_len"], cell["name"], cell["hidden_size"],
+                (run_id, now, now, task["name"], variant, task["seq_len"], cell["name"], cell["hidden_size"],
                  config["gradient"]["name"], config["sampler"]["name"], config["continuation"]["name"],
                  config["train"]["seed"], metric, json.dumps(config, sort_keys=True)),
             )

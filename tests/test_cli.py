@@ -1,0 +1,70 @@
+"""The command line as a user meets it: help, listings, errors, a suite and its report."""
+
+import subprocess
+import sys
+
+import pytest
+
+from longdeps.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "longdeps", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["bench"], ["report"], ["runs"], ["tasks"], ["cells"]])
+def test_help(command):
+    proc = run(*command, "--help")
+    assert proc.returncode == 0 and "usage: longdeps" in proc.stdout
+
+
+def test_listings(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("adding", "multiplication", "temporal-order", "temporal-order-3", "copy"):
+        assert f"\n{name} " in "\n" + out
+    assert main(["cells"]) == 0
+    assert "srn" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--task", "addding"], "longdeps: error: unknown task 'addding'; choose from adding, copy"),
+    (["train", "--cell", "gruu"], "longdeps: error: unknown cell 'gruu'"),
+    (["train", "cell.hidden_size=x"], "longdeps: error: cell.hidden_size must be int, got 'x'"),
+    (["train", "--config", "nowhere.yaml"], "longdeps: error: config file 'nowhere.yaml' does not exist"),
+    (["bench", "no-such-suite"], "longdeps: error: unknown suite 'no-such-suite'"),
+])
+def test_bad_input_is_one_line_and_non_zero(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_print_config(capsys):
+    assert main(["train", "--task", "copy", "--seq-len", "30", "--lr", "0.01", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert '"name": "copy"' in out and '"seq_len": 30' in out and '"lr": 0.01' in out
+
+
+def test_bench_suite_file_writes_report_with_plots(tmp_path, capsys):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(
+        "name: tiny\ndescription: two cells, two seeds\n"
+        "base:\n  task: {name: adding, seq_len: 8, val_size: 100, test_size: 100}\n"
+        "  cell: {hidden_size: 8}\n  train: {steps: 20, eval_every: 10, batch_size: 8}\n"
+        "grid:\n  cell.name: [srn, lstm]\nseeds: [0, 1]\n")
+    results = tmp_path / "results"
+    assert main(["bench", str(suite), "--results", str(results), "--no-progress"]) == 0
+    report = results / "reports" / "tiny" / "report.md"
+    text = report.read_text()
+    assert "| cell=srn | 2 |" in text and "| cell=lstm | 2 |" in text
+    for png in ("learning_curves.png", "gradient_profile.png"):
+        assert (report.parent / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({png})" in text
+    capsys.readouterr()
+    assert main(["runs", "--results", str(results), "--suite", "tiny", "--cell", "lstm"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all("\tlstm\t" in line for line in lines[1:])
+    # a second bench re-uses the finished runs
+    assert main(["bench", str(suite), "--results", str(results), "--no-progress"]) == 0
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "all")]) == 0
+    assert "| cell=" in (tmp_path / "all" / "report.md").read_text()

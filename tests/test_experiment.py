@@ -1,0 +1,138 @@
+"""Runs end to end: files and store rows, resume after a kill, and bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from longdeps import LongdepsError
+from longdeps.config import RunConfig
+from longdeps.experiment import Run, run_experiment
+from longdeps.store import ResultStore
+from longdeps.tasks import TASKS
+from longdeps.tasks.synthetic import AddingTask
+
+SMALL = ["task.seq_len=10", "task.val_size=200", "task.test_size=200", "cell.hidden_size=8", "train.steps=40",
+         "train.eval_every=10", "train.checkpoint_every=20", "train.batch_size=16"]
+
+
+def small_config(*overrides):
+    return RunConfig().with_overrides(SMALL + list(overrides))
+
+
+def test_run_writes_folder_store_rows_and_test_figures(tmp_path):
+    result = run_experiment(small_config("cell.name=srn"), tmp_path, progress=False)
+    folder = tmp_path / "runs" / result.run_id
+    assert {p.name for p in folder.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "result.json"}
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30, 40]
+    assert all(len(r["grad_profile"]) == 10 and r["examples_seen"] == r["step"] * 16 for r in records)
+    store = ResultStore(tmp_path)
+    row = store.get_run(result.run_id)
+    assert row["status"] == "finished" and row["steps_done"] == 40 and row["cell"] == "srn"
+    assert row["test_metric"] == result.summary["test_metric"] and row["test_loss"] > 0
+    assert [r["step"] for r in store.evals(result.run_id)] == [10, 20, 30, 40]
+    best = max(records, key=lambda r: (r["val_metric"], -r["val"]["loss"]))
+    assert row["best_val_step"] == best["step"]
+
+
+def test_finished_run_is_not_overwritten_and_interrupted_run_needs_resume(tmp_path):
+    config = small_config()
+    first = run_experiment(config, tmp_path, progress=False)
+    mtime = (first.run_dir / "checkpoint.pt").stat().st_mtime_ns
+    again = run_experiment(config, tmp_path, progress=False)
+    assert again.summary == first.summary
+    assert (first.run_dir / "checkpoint.pt").stat().st_mtime_ns == mtime
+    ResultStore(tmp_path).finish_run(first.run_id, "interrupted", {})
+    with pytest.raises(LongdepsError, match="pass --resume to continue it or --force to start over"):
+        run_experiment(config, tmp_path, progress=False)
+    forced = run_experiment(config, tmp_path, force=True, progress=False)
+    assert forced.summary["test_metric"] == first.summary["test_metric"]
+
+
+def test_stop_when_solved(tmp_path, monkeypatch):
+    monkeypatch.setattr(AddingTask, "solved", lambda self, summary: summary["success"] > 0.0)
+    result = run_experiment(small_config("train.steps=400"), tmp_path, progress=False)
+    assert result.summary["solved"] and result.summary["steps_done"] == result.summary["solved_step"] < 400
+
+
+def cli(*args):
+    return [sys.executable, "-m", "longdeps", *args]
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):
+    args = ["train", "--task", "adding", "--seq-len", "50", "--cell", "lstm", "--hidden", "32", "--steps", "300",
+            "--no-progress", "task.val_size=100", "task.test_size=100", "train.eval_every=10", "train.checkpoint_every=30"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(cli(*args, "--results", str(tmp_path / "a")), env=env, check=True, capture_output=True)
+
+    killed = subprocess.Popen(cli(*args, "--results", str(tmp_path / "b")), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / "b" / "runs"
+    deadline = time.time() + 120
+    while not list(runs.glob("*/checkpoint.pt")) and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    (checkpoint,) = runs.glob("*/checkpoint.pt")
+    stopped_at = torch.load(checkpoint, weights_only=False)["step"]
+    assert stopped_at < 300, "the run finished before it could be killed"
+    with pytest.raises(subprocess.CalledProcessError):  # a plain re-run refuses to overwrite it
+        subprocess.run(cli(*args, "--results", str(tmp_path / "b")), env=env, check=True, capture_output=True)
+    subprocess.run(cli(*args, "--results", str(tmp_path / "b"), "--resume"), env=env, check=True, capture_output=True)
+
+    def records(root):
+        (folder,) = (root / "runs").iterdir()
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        result = json.loads((folder / "result.json").read_text())
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines], result["test"]
+
+    assert records(tmp_path / "a") == records(tmp_path / "b")
+    assert len(records(tmp_path / "b")[0]) == 30
+
+
+def test_divergence_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    proc = subprocess.run(cli("train", "--task", "adding", "--seq-len", "10", "--cell", "srn", "--hidden", "8",
+                              "--results", str(tmp_path), "--no-progress", "optimizer.name=sgd", "optimizer.lr=30",
+                              "train.eval_every=5", "train.checkpoint_every=5"), capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "loss became inf at step" in proc.stderr and "diverged" in proc.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    step = torch.load(folder / "checkpoint.pt", weights_only=False)["step"]
+    assert step > 0 and f"at step {step}" not in proc.stderr
+    assert ResultStore(tmp_path).get_run(folder.name)["status"] == "failed"
+
+
+class NaNInputTask(AddingTask):
+    """Adding, with one non-finite input in every batch."""
+
+    name = "test-nan-input"
+
+    def sample(self, batch_size, generator):
+        batch = super().sample(batch_size, generator)
+        batch.x[3, 0, 0] = float("nan")
+        return batch
+
+
+def test_nan_in_a_training_batch_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(TASKS, NaNInputTask.name, NaNInputTask)
+    with pytest.raises(LongdepsError, match="training batch at step 0 contains non-finite inputs"):
+        run_experiment(small_config(f"task.name={NaNInputTask.name}"), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("task.name=addding", "unknown task 'addding'"),
+    ("cell.name=gruu", "unknown cell 'gruu'"),
+    ("task.variant=xyz", "unknown variant 'xyz' for task 'adding'"),
+    ("train.steps=0", "train.steps must be a positive integer, got 0"),
+    ("optimizer.name=lbfgs", "unknown optimizer 'lbfgs'"),
+    ("gradient.name=tbptt", "tbptt needs gradient.truncation"),
+])
+def test_bad_settings_fail_before_training(tmp_path, override, message):
+    with pytest.raises(LongdepsError, match=message):
+        Run(small_config(override), ResultStore(tmp_path))
