@@ -43,7 +43,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(LongdepsError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
     (tmp_path / "bad.yaml").write_text("task: {seq_len: [1, 2]}\n")
-    with pytest.raises(LongdepsError, match=r"task.seq_len must be int, got \[1, 2\]"):
+    with pytest.raises(LongdepsError, match=r"task.seq_len must be int or null, got \[1, 2\]"):
         load_config(tmp_path / "bad.yaml")
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(LongdepsError, match="must end in .yaml, .yml or .toml"):

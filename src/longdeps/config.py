@@ -25,11 +25,11 @@ class TaskConfig:
     """Which task, at which length; validation/test sets are fixed by ``data_seed``."""
 
     name: str = "adding"
-    seq_len: int = 100
+    seq_len: int | None = None  #: None: the task's default (100 for synthetic tasks)
     variant: str | None = None  #: None: the task's default variant
-    val_size: int = 1000
-    test_size: int = 1000
-    train_size: int | None = None  #: None: a fresh batch every update; N: a fixed pool of N examples
+    val_size: int | None = None  #: None: the task's default (1000 generated, or the whole split)
+    test_size: int | None = None
+    train_size: int | None = None  #: generated tasks: None for a fresh batch every update, N for a fixed pool
     data_seed: int = 0
 
 
@@ -63,6 +63,7 @@ class GradientConfig:
 @dataclass(frozen=True)
 class SamplerConfig:
     name: str = "uniform"
+    replacement: bool = False  #: finite training sets: independent draws instead of shuffled epochs
 
 
 @dataclass(frozen=True)

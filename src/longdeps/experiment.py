@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from longdeps.cells import make_cell
+from longdeps.cells import State, detach_state, make_cell
 from longdeps.config import RunConfig
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
@@ -46,16 +46,25 @@ class RunResult:
 
 @torch.no_grad()
 def evaluate(model: SequenceModel, task: Task, batches: list[Batch], device: torch.device | str = "cpu") -> dict[str, float]:
-    """Each metric of ``task.per_example_metrics`` averaged over all examples of ``batches``."""
+    """Each metric of ``task.per_example_metrics`` averaged over ``batches``.
+
+    Per-example values are weighted by the number of outputs they average
+    (1 for many-to-one tasks, the steps for many-to-many ones), so the result
+    is the mean over all predictions. A batch that ``continues`` the previous
+    one starts from its final state.
+    """
     was_training = model.training
     model.eval()
     sums: dict[str, float] = defaultdict(float)
-    count = 0
+    count, state = 0, None
     for batch in batches:
         batch = batch.to(device)
-        for key, values in task.per_example_metrics(model(batch.x), batch.y).items():
-            sums[key] += float(values.sum())
-        count += batch.size
+        outputs, final = model(batch.x, state if batch.continues else None)
+        weight = batch.x.shape[0] if task.readout == "all" else 1
+        for key, values in task.per_example_metrics(outputs, batch.y).items():
+            sums[key] += float(values.sum()) * weight
+        count += batch.size * weight
+        state = final
     model.train(was_training)
     return {key: total / count for key, total in sums.items()}
 
@@ -68,7 +77,7 @@ class Run:
     training batches from a generator of their own.
     """
 
-    def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None):
+    def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None, data_dir: str | None = None):
         self.config = config
         self.store = store
         self.suite = suite
@@ -82,11 +91,12 @@ class Run:
 
         torch.manual_seed(tc.seed)
         t = config.task
-        self.task = make_task(t.name, t.seq_len, t.variant, val_size=t.val_size, test_size=t.test_size, data_seed=t.data_seed)
+        self.task = make_task(t.name, t.seq_len, t.variant, val_size=t.val_size, test_size=t.test_size,
+                              train_size=t.train_size, data_seed=t.data_seed, data_dir=data_dir)
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.cell.options())
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout).to(self.device)
         self.estimator = make_estimator(config.gradient.name, config.gradient.truncation)
-        self.sampler = make_sampler(config.sampler.name, self.task, t.train_size)
+        self.sampler = make_sampler(config.sampler.name, self.task, config.sampler.replacement)
         self.continuation = make_continuation(config.continuation.name)
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters())
         self.data_generator = seeded_generator("train-batches", tc.seed)
@@ -98,6 +108,7 @@ class Run:
         self.wall_time = 0.0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
+        self.carry: State | None = None  #: final state of the last batch, for carried-state streams
 
     # -- state --------------------------------------------------------------
     @property
@@ -110,6 +121,7 @@ class Run:
             "wall_time": self.wall_time, "history": self.history, "best": self.best,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "data_generator": self.data_generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "sampler": self.sampler.state_dict(), "carry": self.carry,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -119,6 +131,8 @@ class Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.data_generator.set_state(state["data_generator"])
         torch.set_rng_state(state["torch_rng"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.carry = state["carry"]
 
     def save_checkpoint(self) -> None:
         atomic_torch_save(self.state_dict(), self.checkpoint_path)
@@ -199,7 +213,8 @@ class Run:
             raise LongdepsError(f"training batch at step {self.step} contains non-finite inputs (nan/inf); run {self.run_id} stopped, "
                                 f"last good checkpoint kept in {self.dir}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss = float(self.estimator.backward(self.model, batch, self.task).mean())
+        losses, final = self.estimator.backward(self.model, batch, self.task, self.carry if batch.continues else None)
+        loss = float(losses.mean())
         clip = self.config.gradient.clip_norm
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip is not None else float("inf")))
         for name, value in (("loss", loss), ("gradient norm", norm)):
@@ -207,6 +222,7 @@ class Run:
                 raise LongdepsError(f"{name} became {value} at step {self.step}; run {self.run_id} diverged, "
                                     f"last good checkpoint kept in {self.dir}")
         self.optimizer.step()
+        self.carry = detach_state(final) if self.task.ordered else None
         self.examples_seen += batch.size
         return loss, norm
 
@@ -255,6 +271,11 @@ class Run:
 
 
 def run_experiment(config: RunConfig, results: str | Path = "longdeps-results", resume: bool = False,
-                   force: bool = False, progress: bool | None = None, suite: str | None = None) -> RunResult:
-    """Build and execute one run, recording it in the store at ``results``."""
-    return Run(config, ResultStore(results), suite).execute(resume=resume, force=force, progress=progress)
+                   force: bool = False, progress: bool | None = None, suite: str | None = None,
+                   data_dir: str | None = None) -> RunResult:
+    """Build and execute one run, recording it in the store at ``results``.
+
+    ``data_dir`` is where data sets are read from (see ``longdeps.data``); it
+    is not part of the config, so a run has the same id on every machine.
+    """
+    return Run(config, ResultStore(results), suite, data_dir).execute(resume=resume, force=force, progress=progress)

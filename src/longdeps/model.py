@@ -30,6 +30,7 @@ class SequenceModel(nn.Module):
         """Outputs from the hidden sequence ``(T, B, H)``."""
         return self.readout(hidden[-1] if self.readout_kind == "last" else hidden)
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
-        hidden, _ = self.cell(x, state)
-        return self.read(hidden)
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Outputs from ``x`` ``(T, B, I)`` and the cell's final state."""
+        hidden, state = self.cell(x, state)
+        return self.read(hidden), state

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from longdeps.cells import State
 from longdeps.model import SequenceModel
 from longdeps.tasks import Batch, Task
 
@@ -14,13 +15,17 @@ class GradientEstimator(ABC):
     """Fills the ``.grad`` of ``model``'s parameters for the batch's mean loss.
 
     ``.grad`` is accumulated into (the trainer zeroes it before each step).
-    Returns the per-example losses ``(B,)``, detached.
+    ``state`` is the cell state the batch starts from (None: the initial
+    state; carried-state streams pass the previous batch's final state,
+    detached). Returns the per-example losses ``(B,)`` and the final state,
+    both detached.
     """
 
     name: str
 
     @abstractmethod
-    def backward(self, model: SequenceModel, batch: Batch, task: Task) -> torch.Tensor: ...
+    def backward(self, model: SequenceModel, batch: Batch, task: Task,
+                 state: State | None = None) -> tuple[torch.Tensor, State]: ...
 
     def describe(self) -> dict[str, object]:
         """Settings recorded with results."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from longdeps.cells import State, detach_state
 from longdeps.gradients.base import GradientEstimator
 from longdeps.model import SequenceModel
 from longdeps.tasks import Batch, Task
@@ -14,7 +15,9 @@ class BPTT(GradientEstimator):
 
     name = "bptt"
 
-    def backward(self, model: SequenceModel, batch: Batch, task: Task) -> torch.Tensor:
-        losses = task.per_example_loss(model(batch.x), batch.y)
+    def backward(self, model: SequenceModel, batch: Batch, task: Task,
+                 state: State | None = None) -> tuple[torch.Tensor, State]:
+        outputs, state = model(batch.x, state)
+        losses = task.per_example_loss(outputs, batch.y)
         losses.mean().backward()
-        return losses.detach()
+        return losses.detach(), detach_state(state)

@@ -11,11 +11,11 @@ from longdeps.sampling.uniform import Sampler, UniformSampler
 SAMPLERS: dict[str, type[Sampler]] = {"uniform": UniformSampler}
 
 
-def make_sampler(name: str, task, train_size: int | None) -> Sampler:
-    """Build sampler ``name`` for ``task``; ``train_size`` fixes a training pool (None: fresh data)."""
+def make_sampler(name: str, task, replacement: bool = False) -> Sampler:
+    """Build sampler ``name`` for ``task``."""
     if name not in SAMPLERS:
         raise LongdepsError(f"unknown sampler {name!r}; choose from {', '.join(sorted(SAMPLERS))}")
-    return SAMPLERS[name](task, train_size)
+    return SAMPLERS[name](task, replacement)
 
 
 __all__ = ["SAMPLERS", "Sampler", "UniformSampler", "make_sampler"]

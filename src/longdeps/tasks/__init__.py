@@ -17,7 +17,7 @@ def register(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def make_task(name: str, seq_len: int, variant: str | None = None, **options) -> Task:
+def make_task(name: str, seq_len: int | None = None, variant: str | None = None, **options) -> Task:
     """Build the task ``name``; ``options`` go to its constructor (val_size, data_seed, ...)."""
     if name not in TASKS:
         raise LongdepsError(f"unknown task {name!r}; choose from {', '.join(sorted(TASKS))}")

@@ -33,17 +33,19 @@ class Batch:
     x: torch.Tensor
     y: torch.Tensor
     y_batch_dim: int = 0
+    #: the batch continues the sequences of the previous one, from their final state
+    continues: bool = False
 
     @property
     def size(self) -> int:
         return self.x.shape[1]
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.x.to(device), self.y.to(device), self.y_batch_dim)
+        return Batch(self.x.to(device), self.y.to(device), self.y_batch_dim, self.continues)
 
     def select(self, index: torch.Tensor) -> "Batch":
         """The examples at ``index`` (a 1-D long tensor), in that order."""
-        return Batch(self.x[:, index], self.y.index_select(self.y_batch_dim, index), self.y_batch_dim)
+        return Batch(self.x[:, index], self.y.index_select(self.y_batch_dim, index), self.y_batch_dim, self.continues)
 
 
 def seeded_generator(*keys: object) -> torch.Generator:
@@ -55,8 +57,10 @@ def seeded_generator(*keys: object) -> torch.Generator:
 class Task(ABC):
     """A supervised sequence task with a fixed validation and test set.
 
-    Subclasses set the class attributes below and implement ``sample``,
-    ``per_example_loss`` and ``per_example_metrics``.
+    Generated tasks implement ``sample`` and get their splits from it; tasks
+    on a finite data set (``train_size`` not None) also override
+    ``train_examples`` and ``split``. Every task implements
+    ``per_example_loss``, ``per_example_metrics`` and ``solved``.
     """
 
     #: registry name, e.g. ``"adding"``
@@ -71,23 +75,39 @@ class Task(ABC):
     metric: str = "accuracy"
     #: whether a larger ``metric`` is better (model selection uses it)
     higher_is_better: bool = True
+    #: sequence length when the config leaves it unset
+    default_seq_len: int = 100
+    #: validation/test examples when the config leaves it unset (None: the whole split)
+    default_val_size: int | None = 1000
+    default_test_size: int | None = 1000
+    #: examples must be read in order, each batch continuing the previous one's
+    #: sequences from their final state (carried-state streams)
+    ordered: bool = False
 
-    def __init__(self, seq_len: int, variant: str | None = None, val_size: int = 1000,
-                 test_size: int = 1000, data_seed: int = 0, eval_batch_size: int = 500):
+    def __init__(self, seq_len: int | None = None, variant: str | None = None, val_size: int | None = None,
+                 test_size: int | None = None, train_size: int | None = None, data_seed: int = 0,
+                 data_dir: str | None = None, eval_batch_size: int = 500):
         from longdeps.errors import LongdepsError
 
         variant = self.variants[0] if variant is None else variant
         if variant not in self.variants:
             raise LongdepsError(f"unknown variant {variant!r} for task {self.name!r}; choose from {', '.join(self.variants)}")
-        if seq_len < 1:
+        seq_len = self.default_seq_len if seq_len is None else seq_len
+        if not isinstance(seq_len, int) or seq_len < 1:
             raise LongdepsError(f"seq_len must be a positive integer, got {seq_len!r}")
+        for label, size in (("val_size", val_size), ("test_size", test_size), ("train_size", train_size)):
+            if size is not None and size < 1:
+                raise LongdepsError(f"task.{label} must be a positive integer or null, got {size!r}")
         self.seq_len = seq_len
         self.variant = variant
-        self.val_size = val_size
-        self.test_size = test_size
+        self.val_size = self.default_val_size if val_size is None else val_size
+        self.test_size = self.default_test_size if test_size is None else test_size
+        self.fixed_train_size = train_size
         self.data_seed = data_seed
+        self.data_dir = data_dir
         self.eval_batch_size = eval_batch_size
         self._fixed: dict[str, list[Batch]] = {}
+        self._pool: Batch | None = None
 
     # -- sizes --------------------------------------------------------------
     @property
@@ -99,9 +119,26 @@ class Task(ABC):
     def output_size(self) -> int: ...
 
     # -- data ---------------------------------------------------------------
-    @abstractmethod
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        """A fresh batch drawn with ``generator`` (reproducible from its state)."""
+        """A freshly generated batch drawn with ``generator`` (generated tasks only)."""
+        raise NotImplementedError(f"task {self.name!r} reads a finite data set; use train_examples")
+
+    @property
+    def train_size(self) -> int | None:
+        """Number of training examples; None when every batch is freshly generated."""
+        return self.fixed_train_size
+
+    def train_examples(self, index: torch.Tensor) -> Batch:
+        """The training examples at ``index`` (1-D long).
+
+        For a generated task with ``train_size`` set, the pool is generated
+        once from the data seed, so every run trains on the same examples; it
+        is drawn as one batch, so it has one sequence length.
+        """
+        if self._pool is None:
+            gen = seeded_generator(self.name, self.variant, self.seq_len, self.data_seed, "train", self.train_size)
+            self._pool = self.sample(self.train_size, gen)
+        return self._pool.select(index)
 
     def split(self, name: Literal["val", "test"]) -> list[Batch]:
         """The fixed validation or test set, as batches; the same for every run."""

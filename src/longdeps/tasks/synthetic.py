@@ -228,11 +228,11 @@ class _MarkedTask(Task):
     higher_is_better = True
     _criteria: dict[str, _Criterion]
 
-    def __init__(self, seq_len: int, variant: str | None = None, **options):
+    def __init__(self, seq_len: int | None = None, variant: str | None = None, **options):
         super().__init__(seq_len, variant, **options)
-        problem = self.layout.problem(seq_len)
+        problem = self.layout.problem(self.seq_len)
         if problem:
-            raise LongdepsError(f"seq_len={seq_len} is not supported by task {self.name!r} "
+            raise LongdepsError(f"seq_len={self.seq_len} is not supported by task {self.name!r} "
                                 f"variant {self.variant!r}: {problem}")
 
     @property
