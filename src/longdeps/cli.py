@@ -9,6 +9,8 @@ from pathlib import Path
 from longdeps.errors import LongdepsError
 from longdeps.store import DEFAULT_ROOT
 
+DATA_DIR_HELP = "where data sets live (default: $LONGDEPS_DATA, else ~/.cache/longdeps)"
+
 #: CLI flag -> config field, for the most common settings
 FLAGS = {
     "task": ("task.name", str), "variant": ("task.variant", str), "seq_len": ("task.seq_len", int),
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (key, kind) in FLAGS.items():
         train.add_argument(f"--{flag.replace('_', '-')}", type=kind, help=f"sets {key}")
     train.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    train.add_argument("--data-dir", help=DATA_DIR_HELP)
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--force", action="store_true", help="discard an existing run with the same config and start over")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -41,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("suite", nargs="?", default="default", help="suite name or YAML file (default: %(default)s)")
     bench.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
     bench.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE)")
+    bench.add_argument("--data-dir", help=DATA_DIR_HELP)
     bench.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     report = sub.add_parser("report", help="write a markdown report with PNG plots from the store")
@@ -54,8 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     for column in ("task", "cell", "gradient", "status"):
         runs.add_argument(f"--{column}")
 
-    sub.add_parser("tasks", help="list the tasks and their variants")
+    sub.add_parser("tasks", help="list the tasks: variants, sequence length, classes, metric")
     sub.add_parser("cells", help="list the recurrent cells")
+
+    data = sub.add_parser("data", help="check or download the real data sets",
+                          description="Data sets live in --data-dir, else $LONGDEPS_DATA, else ~/.cache/longdeps.")
+    data.add_argument("action", choices=["check", "fetch"], help="check: verify every known set; fetch: download one")
+    data.add_argument("name", nargs="?", help="data set to fetch (see `longdeps data check`)")
+    data.add_argument("--data-dir", help=DATA_DIR_HELP)
     return parser
 
 
@@ -72,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(json.dumps(config.to_dict(), indent=2))
         return
     result = run_experiment(config, args.results, resume=args.resume, force=args.force,
-                            progress=False if args.no_progress else None)
+                            progress=False if args.no_progress else None, data_dir=args.data_dir)
     s = result.summary
     print(f"run {result.run_id}: {result.status}; {s['steps_done']} updates, solved={s['solved']}"
           f"{' at update ' + str(s['solved_step']) if s['solved'] else ''}; best val {s.get('metric', 'metric')}="
@@ -85,7 +95,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from longdeps.sweep import load_suite, run_suite
 
     suite = load_suite(args.suite)
-    results = run_suite(suite, args.results, progress=False if args.no_progress else None)
+    results = run_suite(suite, args.results, progress=False if args.no_progress else None, data_dir=args.data_dir)
     out = args.out or Path(args.results) / "reports" / suite.name
     path = write_report(ResultStore(args.results), out, suite=suite.name, title=f"Suite `{suite.name}`",
                         description=suite.description)
@@ -117,8 +127,10 @@ def cmd_tasks(args: argparse.Namespace) -> None:
     from longdeps.tasks import TASKS
 
     for name, cls in sorted(TASKS.items()):
-        print(f"{name:18s} {cls.description}\n{'':18s} variants: {', '.join(cls.variants)} (default {cls.variants[0]}); "
-              f"metric: {cls.metric}; readout: {cls.readout}")
+        classes = f"{cls.n_classes} classes" if cls.n_classes else "regression"
+        print(f"{name:22s} {cls.description}\n{'':22s} variants: {', '.join(cls.variants)} (default {cls.variants[0]}); "
+              f"seq_len default {cls.default_seq_len}; {classes}; metric: {cls.metric} "
+              f"({'higher' if cls.higher_is_better else 'lower'} is better); readout: {cls.readout}")
 
 
 def cmd_cells(args: argparse.Namespace) -> None:
@@ -128,8 +140,22 @@ def cmd_cells(args: argparse.Namespace) -> None:
         print(f"{name:8s} {DESCRIPTIONS[name]}")
 
 
+def cmd_data(args: argparse.Namespace) -> None:
+    from longdeps.data import check_all, data_root, fetch
+
+    if args.action == "fetch":
+        if not args.name:
+            raise LongdepsError("`longdeps data fetch` needs a data set name, e.g. `longdeps data fetch mnist`")
+        for path in fetch(args.name, args.data_dir):
+            print(f"ok {path}")
+        return
+    print(f"data root: {data_root(args.data_dir)}")
+    for name, status in check_all(args.data_dir):
+        print(f"{name:22s} {status}")
+
+
 COMMANDS = {"train": cmd_train, "bench": cmd_bench, "report": cmd_report, "runs": cmd_runs,
-            "tasks": cmd_tasks, "cells": cmd_cells}
+            "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

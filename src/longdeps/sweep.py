@@ -76,12 +76,14 @@ def load_suite(name_or_path: str) -> Suite:
                  base=data.get("base") or {}, grid=grid, seeds=list(data.get("seeds") or [0]))
 
 
-def run_suite(suite: Suite, results: str | Path, progress: bool | None = None) -> list[RunResult]:
+def run_suite(suite: Suite, results: str | Path, progress: bool | None = None,
+              data_dir: str | None = None) -> list[RunResult]:
     """Run every config of ``suite`` in turn (finished ones are skipped)."""
     configs = suite.configs()
     done = []
     with tqdm(total=len(configs), desc=f"suite {suite.name}", unit="run", disable=None if progress is None else not progress) as bar:
         for config in configs:
-            done.append(run_experiment(config, results, resume=True, progress=progress, suite=suite.name))
+            done.append(run_experiment(config, results, resume=True, progress=progress, suite=suite.name,
+                                       data_dir=data_dir))
             bar.update(1)
     return done

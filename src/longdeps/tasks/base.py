@@ -77,6 +77,8 @@ class Task(ABC):
     higher_is_better: bool = True
     #: sequence length when the config leaves it unset
     default_seq_len: int = 100
+    #: output classes (None: regression), for listings that do not load data
+    n_classes: int | None = None
     #: validation/test examples when the config leaves it unset (None: the whole split)
     default_val_size: int | None = 1000
     default_test_size: int | None = 1000

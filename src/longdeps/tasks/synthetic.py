@@ -458,6 +458,7 @@ class TemporalOrderTask(_MarkedTask):
     variants = ("pascanu2013", "ms2011", "cn2016")
     metric = "accuracy"
     n_relevant = 2
+    n_classes = 4
     _criteria = {
         "pascanu2013": _Criterion("every validation sequence classified correctly "
                                   "(Pascanu et al. 2013 stop rule: validation error < 0.0001%)",
@@ -514,6 +515,7 @@ class TemporalOrder3Task(TemporalOrderTask):
                    "(pascanu2013: Pascanu et al. 2013 tempOrder3bit.py; ms2011: Martens & Sutskever 2011 temporal3; "
                    "cn2016: Chernodub & Nowicki 2016)")
     n_relevant = 3
+    n_classes = 8
 
 
 # -- copy memory ------------------------------------------------------------------
@@ -538,6 +540,7 @@ class CopyTask(Task):
     solved_rule = ("validation recall accuracy (fraction of the 10 copied symbols whose argmax is right) >= 99% "
                    "(our choice; the source reports cross-entropy only)")
     n_copy, n_symbols, delimiter = 10, 8, 9
+    n_classes = 9
 
     @property
     def input_size(self) -> int:
