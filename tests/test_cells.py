@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from longdeps import LongdepsError
-from longdeps.cells import LSTM, SRN, make_cell
+from longdeps.cells import GRU, LSTM, SRN, make_cell
 
 
 def reference_srn(x, w_ih, w_hh, b, h0):
@@ -27,13 +27,30 @@ def reference_lstm(x, w_ih, w_hh, b, h0, c0):
     return torch.stack(out), (h, c)
 
 
+def reference_gru(x, w_ih, w_hh, b_ih, b_hh, h0):
+    h, out = h0, []
+    n = h0.shape[1]
+    for x_t in x:
+        a, b = x_t @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+        r = torch.sigmoid(a[:, :n] + b[:, :n])
+        z = torch.sigmoid(a[:, n:2 * n] + b[:, n:2 * n])
+        cand = torch.tanh(a[:, 2 * n:] + r * b[:, 2 * n:])
+        h = (1 - z) * cand + z * h
+        out.append(h)
+    return torch.stack(out)
+
+
+def core_of(cell):
+    return {SRN: lambda: cell.rnn, LSTM: lambda: cell.lstm, GRU: lambda: cell.gru}[type(cell)]()
+
+
 def params_of(cell):
-    core = cell.rnn if isinstance(cell, SRN) else cell.lstm
+    core = core_of(cell)
     return core.weight_ih_l0, core.weight_hh_l0, core.bias_ih_l0 + core.bias_hh_l0
 
 
 @pytest.mark.parametrize("native", [True, False])
-@pytest.mark.parametrize("name", ["srn", "lstm"])
+@pytest.mark.parametrize("name", ["srn", "lstm", "gru"])
 def test_forward_and_gradients_match_float64_reference(name, native):
     torch.manual_seed(0)
     cell = make_cell(name, 3, 6, native=native, recurrent_init="orthogonal").double()
@@ -47,6 +64,10 @@ def test_forward_and_gradients_match_float64_reference(name, native):
     zeros = torch.zeros(4, 6, dtype=torch.float64)
     if name == "srn":
         ref = reference_srn(x, w_ih, w_hh, b, zeros)
+        assert torch.allclose(state, ref[-1], atol=1e-12)
+    elif name == "gru":
+        core = cell.gru
+        ref = reference_gru(x, core.weight_ih_l0, core.weight_hh_l0, core.bias_ih_l0, core.bias_hh_l0, zeros)
         assert torch.allclose(state, ref[-1], atol=1e-12)
     else:
         ref, (h, c) = reference_lstm(x, w_ih, w_hh, b, zeros, zeros)
@@ -73,6 +94,21 @@ def test_srn_equals_torch_rnn_with_same_weights():
     assert torch.allclose(h, h_n[0], atol=1e-6)
 
 
+def test_gru_equals_torch_gru_with_same_weights():
+    torch.manual_seed(5)
+    cell = GRU(2, 5, recurrent_init="orthogonal", native=False)
+    with torch.no_grad():
+        for p in cell.parameters():
+            if p.dim() == 1:
+                p.uniform_(-0.5, 0.5)
+    native = torch.nn.GRU(2, 5)
+    native.load_state_dict({k.removeprefix("gru."): v for k, v in cell.state_dict().items()})
+    x, h0 = torch.randn(30, 3, 2), torch.randn(3, 5)
+    out, h = cell(x, h0)
+    want, h_n = native(x, h0[None])
+    assert torch.allclose(out, want, atol=1e-6) and torch.allclose(h, h_n[0], atol=1e-6)
+
+
 def test_lstm_equals_torch_lstm_with_same_weights():
     torch.manual_seed(2)
     cell = LSTM(2, 5, recurrent_init="identity", native=False)
@@ -86,7 +122,7 @@ def test_lstm_equals_torch_lstm_with_same_weights():
     assert torch.allclose(c, c_n[0], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["srn", "lstm"])
+@pytest.mark.parametrize("name", ["srn", "lstm", "gru"])
 def test_step_unroll_and_batch_first_agree(name):
     torch.manual_seed(3)
     cell = make_cell(name, 3, 4)

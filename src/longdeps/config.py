@@ -55,9 +55,11 @@ class CellConfig:
 class GradientConfig:
     """How gradients are obtained through time, and clipped."""
 
-    name: str = "bptt"  #: bptt | tbptt
+    name: str = "bptt"  #: bptt | tbptt | dsf
     truncation: int | None = None  #: tbptt: steps k
     clip_norm: float | None = None  #: global L2 norm bound; None: no clipping
+    feedback_low: float = 0.0  #: dsf: lambda ~ U[feedback_low, feedback_high] per unit, fixed
+    feedback_high: float = 1.0
 
 
 @dataclass(frozen=True)

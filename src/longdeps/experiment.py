@@ -95,7 +95,9 @@ class Run:
                               train_size=t.train_size, data_seed=t.data_seed, data_dir=data_dir)
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.cell.options())
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout).to(self.device)
-        self.estimator = make_estimator(config.gradient.name, config.gradient.truncation)
+        g = config.gradient
+        self.estimator = make_estimator(g.name, g.truncation, config.cell.hidden_size, tc.seed,
+                                        (g.feedback_low, g.feedback_high))
         self.sampler = make_sampler(config.sampler.name, self.task, config.sampler.replacement)
         self.continuation = make_continuation(config.continuation.name)
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters())
@@ -121,7 +123,7 @@ class Run:
             "wall_time": self.wall_time, "history": self.history, "best": self.best,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "data_generator": self.data_generator.get_state(), "torch_rng": torch.get_rng_state(),
-            "sampler": self.sampler.state_dict(), "carry": self.carry,
+            "sampler": self.sampler.state_dict(), "carry": self.carry, "estimator": self.estimator.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -133,6 +135,7 @@ class Run:
         torch.set_rng_state(state["torch_rng"])
         self.sampler.load_state_dict(state["sampler"])
         self.carry = state["carry"]
+        self.estimator.load_state_dict(state["estimator"])
 
     def save_checkpoint(self) -> None:
         atomic_torch_save(self.state_dict(), self.checkpoint_path)

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import inspect
 
-from longdeps.cells.base import RecurrentCell, State, detach_state, map_state
+from longdeps.cells.base import RecurrentCell, State, StepWeights, detach_state, map_state
+from longdeps.cells.gru import GRU
 from longdeps.cells.lstm import LSTM
 from longdeps.cells.srn import SRN
 from longdeps.errors import LongdepsError
 
-CELLS: dict[str, type[RecurrentCell]] = {"srn": SRN, "lstm": LSTM}
+CELLS: dict[str, type[RecurrentCell]] = {"srn": SRN, "lstm": LSTM, "gru": GRU}
 
 #: one line each, for ``longdeps cells``
 DESCRIPTIONS = {
     "srn": "Elman simple recurrent network, tanh (or relu); fused nn.RNN kernel",
     "lstm": "LSTM with forget gate, forget bias 1 by default; fused nn.LSTM kernel",
+    "gru": "gated recurrent unit (Cho et al. 2014) as torch.nn.GRU; fused nn.GRU kernel",
 }
 
 
@@ -32,4 +34,5 @@ def make_cell(name: str, input_size: int, hidden_size: int, **options) -> Recurr
     return CELLS[name](input_size, hidden_size, **options)
 
 
-__all__ = ["CELLS", "DESCRIPTIONS", "LSTM", "RecurrentCell", "SRN", "State", "detach_state", "make_cell", "map_state"]
+__all__ = ["CELLS", "DESCRIPTIONS", "GRU", "LSTM", "RecurrentCell", "SRN", "State", "StepWeights", "detach_state",
+           "make_cell", "map_state"]

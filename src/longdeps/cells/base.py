@@ -2,20 +2,21 @@
 
 A cell mirrors ``torch.nn.RNN`` / ``torch.nn.LSTM``: ``forward(x, state)``
 returns the hidden sequence and the final state. Underneath, one time step is
-split in two so that the per-step loop stays lean (see
-shared/design/performance.md):
+split in three so that the per-step loop stays lean (see
+shared/design/performance.md) and so that gradient estimators can take a
+step apart:
 
 - ``project_input(x)``: the part that does not depend on the state, done once
   for all steps in one matmul, ``(..., input_size) -> (..., P)``;
-- ``step_weights()``: whatever every step of a sequence reuses (e.g. the
-  transposed recurrent matrix, or a matrix exponential), computed once per
-  sequence;
-- ``recur(u_t, state, t, weights)``: the rest of step ``t``, ``(B, P) -> state``.
+- the recurrent input ``gh_t = h_{t-1} W^T (+ b)``, one matmul per step, with
+  ``W`` (and whatever else every step reuses, e.g. a matrix exponential) from
+  ``step_weights()``, computed once per sequence;
+- ``update(u_t, gh_t, state, t, weights)``: the rest, elementwise or per
+  example, so that it also runs on all steps at once (leading dims ``(T, B)``).
 
-``step(x_t, state, t) == recur(project_input(x_t), state, t, step_weights())``. Gradient
-estimators and probes that need every step's state call ``unroll``;
-``forward`` uses a fused native kernel instead where the cell has one and
-``native`` is on.
+``step(x_t, state, t)`` chains the three. Gradient estimators and probes that
+need every step's state call ``unroll``; ``forward`` uses a fused native
+kernel instead where the cell has one and ``native`` is on.
 
 A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
 ``hidden(state)`` is the ``(B, H)`` part seen by the readout.
@@ -24,6 +25,7 @@ A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 import torch
@@ -37,6 +39,24 @@ State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:
     """Apply ``fn`` to every tensor of ``state``."""
     return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
+
+
+@dataclass
+class StepWeights:
+    """What every step of one sequence reuses, computed once per sequence.
+
+    ``recurrent`` ``(G, H)`` and ``bias`` ``(G,)`` (or None) define the
+    recurrent input ``gh = h @ recurrent.T + bias``; ``extra`` holds whatever
+    else a cell's ``update`` needs.
+    """
+
+    recurrent: torch.Tensor
+    bias: torch.Tensor | None = None
+    extra: Any = None
+    recurrent_t: torch.Tensor = field(init=False)  #: ``recurrent.T``, transposed once
+
+    def __post_init__(self):
+        self.recurrent_t = self.recurrent.t()
 
 
 def detach_state(state: State) -> State:
@@ -79,18 +99,31 @@ class RecurrentCell(nn.Module, ABC):
         """The state-independent part of a step, ``(..., I) -> (..., P)``."""
 
     @abstractmethod
-    def step_weights(self) -> Any:
-        """What every step of one sequence reuses, computed once per sequence."""
+    def step_weights(self) -> StepWeights:
+        """The recurrent matrix and what else every step reuses, computed once per sequence."""
 
     @abstractmethod
-    def recur(self, u_t: torch.Tensor, state: State, t: int, weights: Any) -> State:
-        """Step ``t`` (0-based) from the projected input ``u_t`` ``(B, P)``."""
+    def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range, weights: StepWeights) -> State:
+        """The new state from the projected input ``u`` ``(..., P)``, the recurrent
+        input ``gh`` ``(..., G)`` and the previous ``state``; ``t`` is the step
+        (0-based), or a ``range`` of steps when the inputs hold all steps at
+        once (leading dims ``(T, B)``)."""
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
         """``forward`` through a fused kernel, time-major; ``None`` where there is none."""
         return None
 
     # -- shared machinery ---------------------------------------------------
+    def recurrent_input(self, h: torch.Tensor, weights: StepWeights) -> torch.Tensor:
+        """``gh = h W^T + b``: ``(B, H) -> (B, G)``."""
+        if weights.bias is None:
+            return h.mm(weights.recurrent_t)
+        return torch.addmm(weights.bias, h, weights.recurrent_t)
+
+    def recur(self, u_t: torch.Tensor, state: State, t: int, weights: StepWeights) -> State:
+        """Step ``t`` from the projected input ``u_t`` ``(B, P)``."""
+        return self.update(u_t, self.recurrent_input(self.hidden(state), weights), state, t, weights)
+
     def step(self, x_t: torch.Tensor, state: State, t: int = 0) -> State:
         """One time step: ``x_t`` ``(B, I)`` -> new state."""
         return self.recur(self.project_input(x_t), state, t, self.step_weights())

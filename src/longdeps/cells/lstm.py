@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from longdeps.cells.base import RecurrentCell, State
+from longdeps.cells.base import RecurrentCell, State, StepWeights
 from longdeps.functional.init import init_weight_
 
 #: gate order of ``torch.nn.LSTM``: input, forget, candidate, output
@@ -52,14 +52,13 @@ class LSTM(RecurrentCell):
     def project_input(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.lstm.weight_ih_l0, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
 
-    def step_weights(self) -> torch.Tensor:
-        """``W_hh^T`` ``(H, 4H)``."""
-        return self.lstm.weight_hh_l0.t()
+    def step_weights(self) -> StepWeights:
+        return StepWeights(self.lstm.weight_hh_l0)
 
-    def recur(self, u_t: torch.Tensor, state: State, t: int, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, c = state
-        i, f, g, o = torch.addmm(u_t, h, weights).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int,
+               weights: StepWeights) -> tuple[torch.Tensor, torch.Tensor]:
+        i, f, g, o = (u + gh).chunk(4, -1)
+        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from longdeps.cells.base import RecurrentCell, State
+from longdeps.cells.base import RecurrentCell, State, StepWeights
 from longdeps.errors import LongdepsError
 from longdeps.functional.init import init_weight_
 
@@ -47,12 +47,11 @@ class SRN(RecurrentCell):
     def project_input(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
 
-    def step_weights(self) -> torch.Tensor:
-        """``W_hh^T`` ``(H, H)``."""
-        return self.rnn.weight_hh_l0.t()
+    def step_weights(self) -> StepWeights:
+        return StepWeights(self.rnn.weight_hh_l0)
 
-    def recur(self, u_t: torch.Tensor, state: State, t: int, weights: torch.Tensor) -> torch.Tensor:
-        return NONLINEARITIES[self.nonlinearity](torch.addmm(u_t, state, weights))
+    def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int, weights: StepWeights) -> torch.Tensor:
+        return NONLINEARITIES[self.nonlinearity](u + gh)
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         outputs, h_n = self.rnn(x, state.unsqueeze(0))

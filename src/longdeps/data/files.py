@@ -43,17 +43,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(file: DataFile, path: Path) -> None:
-    """Raise a one-line error unless ``path`` has ``file``'s size and sha256."""
+def _key(path: Path) -> tuple[str, int, int]:
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key in _verified:
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def verify(file: DataFile, path: Path) -> None:
+    """Raise a one-line error unless ``path`` has ``file``'s sha256 (checked once per process)."""
+    if _key(path) in _verified:
         return
     actual = sha256_of(path)
     if actual != file.sha256:
-        raise LongdepsError(f"{path}: sha256 is {actual}, expected {file.sha256} ({stat.st_size} bytes, expected "
-                            f"{file.size}); the file is corrupted or truncated: delete it and get it again")
-    _verified.add(key)
+        raise LongdepsError(f"{path}: sha256 is {actual}, expected {file.sha256} ({path.stat().st_size} bytes, "
+                            f"expected {file.size}); the file is corrupted or truncated: delete it and get it again")
+    _verified.add(_key(path))
 
 
 def locate(name: str, data_dir: str | Path | None = None) -> dict[str, Path]:
@@ -78,20 +81,24 @@ def fetch(name: str, data_dir: str | Path | None = None,
     for file in ds.files:
         path = root / file.path
         if path.is_file() and sha256_of(path) == file.sha256:
+            _verified.add(_key(path))
             done.append(path)
             continue
         if file.url is None:
             raise LongdepsError(f"data set {name!r} has no download address; {ds.how_to_get.replace('DATA', str(root))}")
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
-        with opener(file.url) as response, open(partial, "wb") as out:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                out.write(chunk)
-        actual = sha256_of(partial)
-        if actual != file.sha256:
-            partial.unlink()
-            raise LongdepsError(f"download of {file.url} refused: sha256 is {actual}, expected {file.sha256}")
-        os.replace(partial, path)
+        try:
+            with opener(file.url) as response, open(partial, "wb") as out:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+            actual = sha256_of(partial)
+            if actual != file.sha256:
+                raise LongdepsError(f"download of {file.url} refused: sha256 is {actual}, expected {file.sha256}")
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        _verified.add(_key(path))
         done.append(path)
     return done
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 
@@ -26,6 +27,13 @@ class GradientEstimator(ABC):
     @abstractmethod
     def backward(self, model: SequenceModel, batch: Batch, task: Task,
                  state: State | None = None) -> tuple[torch.Tensor, State]: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep (fixed random draws, for example)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def describe(self) -> dict[str, object]:
         """Settings recorded with results."""

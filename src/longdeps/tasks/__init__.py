@@ -24,6 +24,6 @@ def make_task(name: str, seq_len: int | None = None, variant: str | None = None,
     return TASKS[name](seq_len=seq_len, variant=variant, **options)
 
 
-from longdeps.tasks import synthetic, text  # noqa: E402,F401  (each module registers its tasks)
+from longdeps.tasks import images, synthetic, text, timeseries  # noqa: E402,F401  (each registers its tasks)
 
 __all__ = ["Batch", "Task", "TASKS", "make_task", "register", "seeded_generator"]
