@@ -58,6 +58,19 @@ class StepWeights:
     def __post_init__(self):
         self.recurrent_t = self.recurrent.t()
 
+    def tensors(self) -> list[torch.Tensor]:
+        """The tensors held here: ``recurrent``, ``bias`` and those in ``extra``."""
+        extra = self.extra if isinstance(self.extra, (tuple, list)) else [self.extra]
+        return [t for t in (self.recurrent, self.bias, *extra) if isinstance(t, torch.Tensor)]
+
+    def detached(self) -> "StepWeights":
+        """A copy whose tensors are new leaves (requiring grad where the originals do), so that
+        gradients can be gathered on them and pushed through the originals' graph once."""
+        def leaf(t):
+            return t.detach().requires_grad_(t.requires_grad) if isinstance(t, torch.Tensor) else t
+        extra = type(self.extra)(map(leaf, self.extra)) if isinstance(self.extra, (tuple, list)) else leaf(self.extra)
+        return StepWeights(leaf(self.recurrent), leaf(self.bias), extra)
+
 
 def detach_state(state: State) -> State:
     """The same state, cut from the autograd graph."""

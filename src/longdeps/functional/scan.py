@@ -25,10 +25,11 @@ BACKENDS = ("auto", "loop", "doubling")
 
 
 def _loop(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-    out = [e[-1]]
-    for e_t in e[:-1].flip(0).unbind(0):
-        out.append(torch.addcmul(e_t, a, out[-1]))
-    return torch.stack(out[::-1])
+    g = torch.empty_like(e)
+    g[-1] = e[-1]
+    for t in range(e.shape[0] - 2, -1, -1):
+        torch.addcmul(e[t], a, g[t + 1], out=g[t])
+    return g
 
 
 def _doubling(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
