@@ -32,6 +32,10 @@ def variants(hidden: int) -> dict[str, tuple[torch.nn.Module, str]]:
         "lstm": (make_cell("lstm", 1, hidden), "nn.LSTM"),
         "lstm, step loop": (make_cell("lstm", 1, hidden, native=False), "nn.LSTM"),
         "nn.LSTMCell loop": (LSTMCellLoop(hidden), "nn.LSTM"),
+        "bn-lstm": (make_cell("bn-lstm", 1, hidden), "nn.LSTM"),
+        "nn.GRU": (torch.nn.GRU(1, hidden), "nn.GRU"),
+        "gru": (make_cell("gru", 1, hidden), "nn.GRU"),
+        "gru, step loop": (make_cell("gru", 1, hidden, native=False), "nn.GRU"),
     }
 
 

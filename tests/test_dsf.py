@@ -59,7 +59,7 @@ class DiagonalLinearCell(RecurrentCell):
 def grads(model, estimator, batch, task):
     model.zero_grad(set_to_none=True)
     losses, _ = estimator.backward(model, batch, task)
-    return losses, [p.grad.clone() for p in model.parameters()]
+    return losses, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
 
 def float64_batch(task, size, seed=0):
@@ -97,7 +97,7 @@ def build(cell_name, task_name, seed=0):
     return task, model, float64_batch(task, 5, seed)
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 def test_dsf_with_zero_feedback_is_fully_truncated_bptt(cell, task_name):
     task, model, batch = build(cell, task_name)
@@ -109,7 +109,8 @@ def test_dsf_with_zero_feedback_is_fully_truncated_bptt(cell, task_name):
 
 def reference_dsf_grads(model, batch, task, lam):
     """DSF written step by step: e_t by autograd through the readout, the feedback by a
-    float64 loop, and one local backward call per step with the previous state detached."""
+    float64 loop, and one local backward call per step with the previous state detached
+    (but for the initial state, which may be trainable)."""
     model.zero_grad(set_to_none=True)
     cell, steps = model.cell, batch.x.shape[0]
     state, states = cell.initial_state(batch.size), []
@@ -125,12 +126,12 @@ def reference_dsf_grads(model, batch, task, lam):
         g[t] = feedback
     previous = [cell.initial_state(batch.size)] + states[:-1]
     for t in range(steps):
-        local = cell.step(batch.x[t], detach_state(previous[t]), t)
+        local = cell.step(batch.x[t], previous[t] if t == 0 else detach_state(previous[t]), t)
         cell.hidden(local).backward(g[t])
-    return [p.grad.clone() for p in model.parameters()]
+    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 def test_all_steps_at_once_equals_per_step_local_backward(cell, task_name):
     task, model, batch = build(cell, task_name, seed=3)

@@ -5,6 +5,7 @@ import torch
 
 from longdeps import LongdepsError
 from longdeps.cells import detach_state, make_cell
+from longdeps.functional.batchnorm import recompute_population_statistics
 from longdeps.gradients import hidden_gradient_norms, make_estimator
 from longdeps.model import SequenceModel
 from longdeps.tasks import make_task
@@ -24,7 +25,7 @@ def setup(cell_name, task_name, seq_len=12, batch=5, seed=0):
 def grads_of(model, estimator, batch, task):
     model.zero_grad(set_to_none=True)
     losses, _ = estimator.backward(model, batch, task)
-    return losses, [p.grad.clone() for p in model.parameters()]
+    return losses, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
 
 def reference_truncated_grads(model, batch, task, k):
@@ -33,15 +34,15 @@ def reference_truncated_grads(model, batch, task, k):
     steps = batch.x.shape[0]
     state, hs = model.cell.initial_state(batch.size), []
     for t in range(steps):
-        if (steps - t) % k == 0:
+        if t > 0 and (steps - t) % k == 0:  # between segments; a trainable initial state stays attached
             state = detach_state(state)
         state = model.cell.step(batch.x[t], state, t)
         hs.append(model.cell.hidden(state))
     task.per_example_loss(model.read(torch.stack(hs)), batch.y).mean().backward()
-    return [p.grad.clone() for p in model.parameters()]
+    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm"])
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
     task, model, batch = setup(cell, task_name)
@@ -54,7 +55,7 @@ def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
             assert torch.allclose(a, b, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm"])
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k):
@@ -67,10 +68,13 @@ def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k):
     assert any(not torch.allclose(a, b) for a, b in zip(got, full)), "truncation changed nothing"
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm"])
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 def test_gradient_profile_equals_per_example_autograd(cell, task_name):
     task, model, batch = setup(cell, task_name)
+    # batch norm couples the examples of a batch in training; evaluation uses population statistics
+    recompute_population_statistics(model, [batch.x])
+    model.eval()
     got = hidden_gradient_norms(model, batch, task)
     assert got.shape == (batch.x.shape[0], batch.size)
     for i in range(batch.size):

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -28,6 +28,7 @@ from longdeps.cells import State, detach_state, make_cell
 from longdeps.config import RunConfig
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
+from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
 from longdeps.gradients import hidden_gradient_norms, make_estimator
 from longdeps.model import SequenceModel
 from longdeps.optim import make_optimizer
@@ -229,9 +230,38 @@ class Run:
         self.examples_seen += batch.size
         return loss, norm
 
+    def population_inputs(self, examples: int | None = None) -> Iterator[torch.Tensor]:
+        """Training inputs for one pass of population statistics, in batches of ``train.batch_size``:
+        the first ``examples`` of the training set (all of it by default), or for a generated
+        task 10,000 examples drawn with a generator of their own."""
+        size, batch_size = self.task.train_size, self.config.train.batch_size
+        if self.task.ordered:
+            for k in range(self.task.segments(batch_size)):
+                yield self.task.train_segment(k, batch_size).x.to(self.device)
+            return
+        total = examples or size or 10_000
+        generator = seeded_generator("population", self.config.train.seed, self.step)
+        for start in range(0, min(total, size) if size else total, batch_size):
+            if size:
+                batch = self.task.train_examples(torch.arange(start, min(start + batch_size, total, size)))
+            else:
+                batch = self.task.sample(min(batch_size, total - start), generator)
+            yield batch.x.to(self.device)
+
+    def recompute_population(self, examples: int | None = None) -> int:
+        """Batch-norm population statistics from one pass of training data (a no-op for cells
+        without batch norm); returns the number of batches."""
+        if not any(isinstance(m, TimeBatchNorm) for m in self.model.modules()):
+            return 0
+        return recompute_population_statistics(self.model, self.population_inputs(examples))
+
     def record_eval(self, losses: list[float], norms: list[float], smoothing: dict[str, float]) -> dict[str, Any]:
+        if self.config.train.population_examples != 0:
+            self.recompute_population(self.config.train.population_examples)
         val = evaluate(self.model, self.task, self.task.split("val"), self.device)
+        self.model.eval()
         profile = hidden_gradient_norms(self.model, self.probe.to(self.device), self.task).mean(dim=1)
+        self.model.train()
         record = {
             "step": self.step, "examples_seen": self.examples_seen, "wall_time": round(self.wall_time, 3),
             "train_loss": sum(losses) / len(losses), "grad_norm": sum(norms) / len(norms), "grad_norm_max": max(norms),

@@ -53,6 +53,14 @@ def _parts(state: State) -> tuple[torch.Tensor, ...]:
     return state if isinstance(state, tuple) else (state,)
 
 
+def _with_first(states: State, first: State) -> State:
+    """``states`` (leading dim T) with step 0 replaced by the live ``first`` where it needs gradients."""
+    def join(stack: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        return torch.cat([live[None], stack[1:]]) if live.requires_grad else stack
+    parts = tuple(join(s, f) for s, f in zip(_parts(states), _parts(first)))
+    return parts if isinstance(states, tuple) else parts[0]
+
+
 class DSF(GradientEstimator):
     """Gradients through time from fixed diagonal state feedbacks (see the module docstring).
 
@@ -85,7 +93,7 @@ class DSF(GradientEstimator):
         losses = task.per_example_loss(model.read(hidden), batch.y)
         losses.mean().backward()  # 2. readout gradients, and e_t in hidden.grad
         g = linear_scan(self.feedback.to(device=x.device, dtype=hidden.dtype), hidden.grad, self.scan_backend)  # 3.
-        self.local_backward(cell, x, map_state(lambda s: s[:-1], states), recurrent_inputs, g)  # 4.
+        self.local_backward(cell, x, state, map_state(lambda s: s[:-1], states), recurrent_inputs, g)  # 4.
         return losses.detach(), map_state(lambda s: s[-1].clone(), states)
 
     @staticmethod
@@ -118,18 +126,22 @@ class DSF(GradientEstimator):
             buffer[steps] = part
         return states, recurrent_inputs
 
-    def local_backward(self, cell, x: torch.Tensor, previous: State, recurrent_inputs: torch.Tensor | None,
-                       g: torch.Tensor) -> None:
+    def local_backward(self, cell, x: torch.Tensor, initial: State, previous: State,
+                       recurrent_inputs: torch.Tensor | None, g: torch.Tensor) -> None:
         """4. Accumulate ``sum_t (d+h_t/dtheta)^T g_t`` into ``.grad``, ``block`` steps at a time
         (blocks keep the intermediates small; measured 3x faster than all steps at once at
         T = 1000). The per-sequence weights are computed once; their gradient, gathered on
-        detached copies, goes through their own graph once at the end."""
+        detached copies, goes through their own graph once at the end. A trainable initial
+        state (``initial``, e.g. BN-LSTM's ``h_0``) is a parameter of the first step, as in
+        truncated BPTT."""
         weights = cell.step_weights()
         leaves = weights.detached()
         steps = x.shape[0]
         for start in range(0, steps, self.block):
             stop = min(steps, start + self.block)
             prev = map_state(lambda s: s[start:stop], previous)
+            if start == 0:
+                prev = _with_first(prev, initial)
             if recurrent_inputs is None:
                 gh = F.linear(cell.hidden(prev), leaves.recurrent, leaves.bias)
             else:
