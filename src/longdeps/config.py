@@ -44,6 +44,18 @@ class CellConfig:
     input_init: str | None = None  #: default | orthogonal | xavier
     forget_bias: float | None = None  #: lstm only (cell default 1.0)
     nonlinearity: str | None = None  #: srn only: tanh | relu
+    batch_norm: bool | None = None  #: bn-lstm: False for the unnormalised control
+    gamma: float | None = None  #: bn-lstm: initial BN scale (0.1)
+    initial_noise: float | None = None  #: bn-lstm: std of the noise on h_0 in training
+    statistics_momentum: float | None = None  #: bn-lstm: monitoring moving-average rate (0.01)
+    #: asrnn, orthrnn: expm | cayley (default expm); for these cells recurrent_init is cayley | henaff
+    #: and orthrnn's nonlinearity is modrelu | linear
+    orthogonal_map: str | None = None
+    rebase_every: int | None = None  #: asrnn, orthrnn: dynamic trivialisation every K updates (None: static)
+    saturation_low: float | None = None  #: asrnn: p ~ U(low, high); MNIST 0.02 (default), copy 0, PTB 0.8
+    saturation_high: float | None = None  #: asrnn: MNIST 0.02 (default), copy 0, PTB 3
+    saturation_eps: float | None = None  #: asrnn: D_f = diag(|p| + eps); MNIST 0.01 (default), copy 1e-5, PTB 0
+    uf_group: str | None = None  #: asrnn: learning-rate group of U_f: default (authors' code, the cell default) | orthogonal
 
     def options(self) -> dict[str, Any]:
         """The cell constructor's keyword arguments that are set."""
@@ -82,6 +94,7 @@ class OptimizerConfig:
     momentum: float = 0.0  #: sgd, rmsprop
     alpha: float = 0.99  #: rmsprop smoothing constant
     weight_decay: float = 0.0
+    orthogonal_lr_scale: float = 0.1  #: lr factor of the "orthogonal" parameter group (see longdeps.optim)
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     stop_when_solved: bool = True
     profile_examples: int = 100  #: validation examples for the ||dL/dh_t|| profile
+    #: cells with batch norm: training examples whose batch statistics are averaged into the
+    #: population statistics before every evaluation (None: the whole training set, or 10,000
+    #: generated examples; 0: use the moving averages instead)
+    population_examples: int | None = None
     device: str = "cpu"
 
 

@@ -101,7 +101,7 @@ class Run:
                                         (g.feedback_low, g.feedback_high))
         self.sampler = make_sampler(config.sampler.name, self.task, config.sampler.replacement)
         self.continuation = make_continuation(config.continuation.name)
-        self.optimizer = make_optimizer(config.optimizer, self.model.parameters())
+        self.optimizer = make_optimizer(config.optimizer, self.model)
         self.data_generator = seeded_generator("train-batches", tc.seed)
         self.probe = self.task.split("val")[0]
         self.probe = self.probe.select(torch.arange(min(tc.profile_examples, self.probe.size)))

@@ -52,34 +52,37 @@ class TimeBatchNorm(nn.Module):
             self.running_var = torch.cat([self.running_var, self.running_var.new_ones(extra, self.features)])
 
     def forward(self, x: torch.Tensor, t: int | range) -> torch.Tensor:
-        steps = range(t, t + 1) if isinstance(t, int) else t
-        flat = (x.unsqueeze(0) if isinstance(t, int) else x).transpose(0, 1).reshape(x.shape[-2], -1)  # (B, T*F)
-        weight = self.weight.repeat(len(steps))
-        bias = None if self.bias is None else self.bias.repeat(len(steps))
+        single = isinstance(t, int)
+        steps = range(t, t + 1) if single else t
+        # (B, F) as it is, or (T, B, F) as (B, T * F): one feature column per step and feature
+        flat = x if single else x.transpose(0, 1).reshape(x.shape[1], -1)
+        weight = self.weight if single else self.weight.repeat(len(steps))
+        bias = self.bias if single or self.bias is None else self.bias.repeat(len(steps))
         if self.training or self.use_batch_statistics_in_eval:
             self._grow(steps.stop)
-            rows = slice(steps.start, steps.stop)
             if self._sums is not None:
-                self._collect(flat.detach(), rows)
-            if self.training and self._sums is None:  # rows of the buffers, as views: updated in place
-                mean, var = self.running_mean[rows].view(-1), self.running_var[rows].view(-1)
-                out = F.batch_norm(flat, mean, var, weight, bias, True, self.momentum, self.eps)
-            else:
-                out = F.batch_norm(flat, None, None, weight, bias, True, 0.0, self.eps)
+                self._collect(flat.detach(), steps)
+            monitor = self.training and self._sums is None  # update the moving averages, in place
+            mean = self.running_mean[steps.start:steps.stop].view(-1) if monitor else None
+            var = self.running_var[steps.start:steps.stop].view(-1) if monitor else None
+            out = F.batch_norm(flat, mean, var, weight, bias, True, self.momentum, self.eps)
         else:
-            if self.running_mean.shape[0] == 0:
+            last = self.running_mean.shape[0] - 1
+            if last < 0:
                 raise LongdepsError("batch norm has no population statistics yet: train the model, or "
                                     "recompute them with recompute_population_statistics")
-            index = torch.arange(steps.start, steps.stop).clamp(max=self.running_mean.shape[0] - 1)
-            out = F.batch_norm(flat, self.running_mean[index].reshape(-1), self.running_var[index].reshape(-1),
-                               weight, bias, False, 0.0, self.eps)
-        out = out.view(x.shape[-2], len(steps), -1).transpose(0, 1)
-        return out[0] if isinstance(t, int) else out
+            if single:
+                mean, var = self.running_mean[min(t, last)], self.running_var[min(t, last)]
+            else:
+                index = torch.arange(steps.start, steps.stop).clamp(max=last)
+                mean, var = self.running_mean[index].view(-1), self.running_var[index].view(-1)
+            out = F.batch_norm(flat, mean, var, weight, bias, False, 0.0, self.eps)
+        return out if single else out.view(x.shape[1], len(steps), -1).transpose(0, 1)
 
     # -- population statistics ------------------------------------------------
-    def _collect(self, flat: torch.Tensor, rows: slice) -> None:
-        steps = rows.stop - rows.start
-        values = flat.view(flat.shape[0], steps, self.features)
+    def _collect(self, flat: torch.Tensor, steps: range) -> None:
+        rows = slice(steps.start, steps.stop)
+        values = flat.reshape(flat.shape[0], len(steps), self.features)
         mean, var, count = self._sums
         if rows.stop > mean.shape[0]:
             extra = rows.stop - mean.shape[0]
