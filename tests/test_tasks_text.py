@@ -80,9 +80,9 @@ def test_bpc_of_uniform_predictions_is_log2_vocabulary():
     assert task.baseline()["bpc"] < math.log2(50)
 
 
-def test_whole_stream_evaluation_equals_one_unbroken_pass():
+def test_stream_evaluation_equals_one_unbroken_pass():
     torch.manual_seed(0)
-    task = make_task("ptb-char", seq_len=30, val_size=2000)
+    task = make_task("ptb-char", seq_len=30, variant="stream", val_size=2000)
     model = SequenceModel(make_cell("lstm", 50, 16), 50, "all")
     got = evaluate(model, task, task.split("val"))
     lanes = streams(task.ids()["val"][:2000], task.eval_streams)
@@ -90,6 +90,24 @@ def test_whole_stream_evaluation_equals_one_unbroken_pass():
         outputs, _ = model(task.one_hot(lanes[:, :-1].T))
         want = task.per_example_metrics(outputs, lanes[:, 1:].T.long())
     assert got["bpc"] == pytest.approx(float(want["bpc"].mean()), rel=1e-5)
+
+
+def test_windows_evaluation_predicts_every_character_once_from_reset_states():
+    torch.manual_seed(0)
+    task = make_task("ptb-char", seq_len=30, variant="windows", val_size=2000)
+    model = SequenceModel(make_cell("lstm", 50, 16), 50, "all")
+    batches = task.split("val")
+    assert not any(b.continues for b in batches)
+    lanes = streams(task.ids()["val"][:2000], task.eval_streams)
+    assert torch.equal(torch.cat([b.y for b in batches]).T, lanes[:, 1:].long())
+    got, losses, steps = evaluate(model, task, batches), 0.0, 0
+    with torch.no_grad():
+        for start in range(0, lanes.shape[1] - 1, 30):
+            window = lanes[:, start:start + 31].T
+            outputs, _ = model(task.one_hot(window[:-1]))
+            losses += float(task.per_example_loss(outputs, window[1:].long()).sum()) * (window.shape[0] - 1)
+            steps += (window.shape[0] - 1) * lanes.shape[0]
+    assert got["loss"] == pytest.approx(losses / steps, rel=1e-5)
 
 
 def test_training_carries_the_state_between_stream_segments(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The ``longdeps`` command line: train, bench, report, runs, tasks, cells."""
+"""The ``longdeps`` command line: train, sweep, reproduce, bench, report, runs, tasks, cells, data."""
 
 from __future__ import annotations
 
@@ -39,18 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
+    sweep = sub.add_parser("sweep", help="run a suite's grid of runs and print its summary", description=(
+        "Run every run of a suite (a YAML file, or a built-in or benchmark suite's name) that is not finished "
+        "yet: finished runs are skipped, interrupted ones resume from their last checkpoint, failed ones are "
+        "tried again. Runs go to a local process pool unless --sequential or --ray-address says otherwise."))
+    sweep.add_argument("suite", help="suite YAML file or name")
+    add_sweep_arguments(sweep)
+
+    reproduce = sub.add_parser("reproduce", help="run a reproduction suite from benchmarks/ and write its report",
+                               description="Sweep benchmarks/NAME.yaml, then write its report with the paper's figures.")
+    reproduce.add_argument("suite", metavar="NAME", help="a suite in benchmarks/ (file name without .yaml)")
+    add_sweep_arguments(reproduce, report=True)
+
     bench = sub.add_parser("bench", help="run a suite of runs and write its report",
-                           description="Run a suite (built-in name or YAML path), then write its report.")
+                           description="Sweep a suite (built-in name or YAML path), then write its report.")
     bench.add_argument("suite", nargs="?", default="default", help="suite name or YAML file (default: %(default)s)")
-    bench.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
-    bench.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE)")
-    bench.add_argument("--data-dir", help=DATA_DIR_HELP)
-    bench.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_sweep_arguments(bench, report=True)
 
     report = sub.add_parser("report", help="write a markdown report with PNG plots from the store")
     report.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
-    report.add_argument("--suite", help="only the runs of this suite")
-    report.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE or RESULTS/reports/all)")
+    report.add_argument("--sweep", "--suite", dest="sweep", metavar="NAME",
+                        help="only the runs of this suite, with the paper's figures it declares")
+    report.add_argument("--out", help="report folder (default: RESULTS/reports/NAME or RESULTS/reports/all)")
 
     runs = sub.add_parser("runs", help="list runs in the store")
     runs.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
@@ -67,6 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("name", nargs="?", help="data set to fetch (see `longdeps data check`)")
     data.add_argument("--data-dir", help=DATA_DIR_HELP)
     return parser
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser, report: bool = False) -> None:
+    """Where results go and which executor runs the suite."""
+    parser.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    if report:
+        parser.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
+    parser.add_argument("--workers", type=int, help="runs at once on this machine (default: one per core); "
+                        "with --ray-address local, the CPUs of the Ray instance it starts")
+    parser.add_argument("--threads", type=int, help="torch threads per run (default: cores // workers; 1 on Ray; "
+                        "as it is with --sequential)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--sequential", action="store_true", help="run in this process, one run after another")
+    where.add_argument("--ray-address", metavar="ADDRESS", help="run on a Ray cluster: its address, 'auto' (the "
+                       "cluster this machine belongs to) or 'local' (start one here); the results root must be on "
+                       "a filesystem every node mounts at the same path")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -89,26 +117,57 @@ def cmd_train(args: argparse.Namespace) -> None:
           f"{s['best_val_metric']:.4g}, test={s['test_metric']:.4g}, test loss={s['test_loss']:.4g}; {result.run_dir}")
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
+def make_executor(args: argparse.Namespace):
+    """The executor the flags ask for: --sequential, --ray-address, else the local pool."""
+    from longdeps.sweep import LocalPool, RayExecutor, Sequential
+
+    if args.sequential:
+        if args.workers:
+            raise LongdepsError("--workers does not apply with --sequential")
+        return Sequential(args.threads)
+    if args.ray_address:
+        return RayExecutor(args.ray_address, args.workers, args.threads or 1)
+    return LocalPool(args.workers, args.threads)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """``sweep``, ``reproduce`` and ``bench``: run a suite, print its summary; the last two write its report."""
+    from longdeps.sweep import benchmark_suites, builtin_suites, known_suites, load_suite, run_suite, summary_table
+
+    names = {"sweep": known_suites, "reproduce": benchmark_suites, "bench": builtin_suites}[args.command]()
+    suite = load_suite(args.suite, names)
+    outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
+                         data_dir=args.data_dir)
+    failed = sum(o.status == "failed" for o in outcomes)
+    print(summary_table(suite, args.results))
+    print(f"{len(outcomes)} runs, {failed} failed" +
+          (f" (errors: longdeps runs --suite {suite.name} --status failed --results {args.results})" if failed else ""))
+    if args.command == "sweep":
+        print(f"report: longdeps report --sweep {suite.name} --results {args.results}")
+    else:
+        print(f"report: {suite_report(args.results, suite.name, args.out)}")
+
+
+def suite_report(results: str, name: str, out: str | None = None) -> Path:
+    """Write suite ``name``'s report page, with the description and paper figures of its definition."""
     from longdeps.report import write_report
     from longdeps.store import ResultStore
-    from longdeps.sweep import load_suite, run_suite
+    from longdeps.sweep import recorded_suite
 
-    suite = load_suite(args.suite)
-    results = run_suite(suite, args.results, progress=False if args.no_progress else None, data_dir=args.data_dir)
-    out = args.out or Path(args.results) / "reports" / suite.name
-    path = write_report(ResultStore(args.results), out, suite=suite.name, title=f"Suite `{suite.name}`",
-                        description=suite.description)
-    print(f"{len(results)} runs; report: {path}")
+    suite = recorded_suite(results, name)
+    return write_report(ResultStore(results), out or Path(results) / "reports" / name, suite=name,
+                        title=f"Suite `{name}`", description=suite.description if suite else "",
+                        paper=suite.paper if suite else None)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from longdeps.report import write_report
     from longdeps.store import ResultStore
 
-    store = ResultStore(args.results)
-    out = args.out or Path(args.results) / "reports" / (args.suite or "all")
-    print(f"report: {write_report(store, out, suite=args.suite)}")
+    if args.sweep:
+        print(f"report: {suite_report(args.results, args.sweep, args.out)}")
+        return
+    print(f"report: {write_report(ResultStore(args.results), args.out or Path(args.results) / 'reports' / 'all')}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
@@ -154,8 +213,8 @@ def cmd_data(args: argparse.Namespace) -> None:
         print(f"{name:22s} {status}")
 
 
-COMMANDS = {"train": cmd_train, "bench": cmd_bench, "report": cmd_report, "runs": cmd_runs,
-            "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "bench": cmd_sweep, "report": cmd_report,
+            "runs": cmd_runs, "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

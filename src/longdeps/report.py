@@ -2,7 +2,9 @@
 
 Runs are grouped into *settings*: runs whose configs differ only in the seed.
 ``write_report`` writes ``report.md`` (one table row per setting, mean and
-standard deviation over seeds) and, next to it, the PNG plots it cites:
+standard deviation over seeds; the published figures a suite declares,
+beside ours; the failed runs and their errors) and, next to it, the PNG
+plots it cites:
 
 - ``learning_curves.png``: validation metric and loss against updates, the
   mean over seeds with a min-max band (a run stopped early when solved keeps
@@ -18,7 +20,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib
 
@@ -28,12 +30,24 @@ import numpy as np  # noqa: E402
 
 from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
 
+#: what a suite's ``paper`` entries may compare -> (column label, our value for one finished run, or None)
+PAPER_METRICS: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
+    "test_metric": ("test {metric}", lambda r: r["test_metric"]),
+    "best_val_metric": ("best validation {metric}", lambda r: r["best_val_metric"]),
+    "test_loss": ("test loss", lambda r: r["test_loss"]),
+    "solved": ("fraction of runs solved", lambda r: float(bool(r["solved"]))),
+    "solved_step": ("updates to solve (solved runs)", lambda r: r["solved_step"] if r["solved"] else None),
+    "examples_to_solve": ("training examples to solve (solved runs)",
+                          lambda r: r["solved_step"] * json.loads(r["config"])["train"]["batch_size"] if r["solved"] else None),
+}
+
 
 @dataclass
 class Setting:
     """Runs that share every setting but the seed."""
 
     label: str
+    config: dict[str, Any]  #: dotted field name -> value, the seed left out
     runs: list[dict[str, Any]]
     evals: list[list[dict[str, Any]]]
 
@@ -63,11 +77,11 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
     for key, members in groups.items():
         fields = varying or ["cell.name"]
         label = ", ".join(f"{_short(f)}={flat[key][f]}" for f in fields)
-        settings.append(Setting(label, members, [store.evals(r["run_id"]) for r in members]))
+        settings.append(Setting(label, flat[key], members, [store.evals(r["run_id"]) for r in members]))
     return settings
 
 
-def _mean_std(values: list[float | None], fmt: str = "{:.3g}") -> str:
+def mean_std(values: list[float | None], fmt: str = "{:.3g}") -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "–"
@@ -130,16 +144,50 @@ def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
     plt.close(fig)
 
 
+def paper_table(settings: list[Setting], paper: list[dict[str, Any]], metric: str) -> list[str]:
+    """Markdown lines: each published figure beside ours, for every setting its ``setting`` fields match."""
+    lines = ["## Published figures beside ours", "",
+             "| setting | figure | paper | ours (mean ± std, n) | source |", "|---|---|---|---|---|"]
+    for entry in paper:
+        label, value = PAPER_METRICS[entry["metric"]]
+        matching = [s for s in settings if all(s.config.get(k) == v for k, v in entry["setting"].items())]
+        for setting in matching or [None]:
+            if setting is None:
+                where, ours = ", ".join(f"{k}={v}" for k, v in entry["setting"].items()), "no finished runs"
+            else:
+                values = [v for v in map(value, setting.runs) if v is not None]
+                where, ours = setting.label, f"{mean_std(values)} (n={len(values)})"
+            lines.append(f"| {where} | {label.format(metric=metric)} | {entry['value']} | {ours} | {entry['source']} |")
+    return lines + [""]
+
+
 def write_report(store: ResultStore, out: str | Path, suite: str | None = None, title: str | None = None,
-                 description: str = "") -> Path:
-    """Write ``report.md`` and its plots under ``out``; returns the markdown path."""
-    runs = [r for r in store.runs(suite=suite) if r["status"] == "finished"]
+                 description: str = "", paper: list[dict[str, Any]] | None = None) -> Path:
+    """Write ``report.md`` and its plots under ``out``; returns the markdown path.
+
+    ``paper``: a suite's published figures (``Suite.paper`` entries), tabled beside ours.
+    """
+    every = store.runs(suite=suite)
+    runs = [r for r in every if r["status"] == "finished"]
+    failed = [r for r in every if r["status"] == "failed"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     title = title or (f"Suite `{suite}`" if suite else "All runs")
-    if not runs:
-        atomic_write_text(out / "report.md", f"# {title}\n\nNo finished runs in {store.root}.\n")
-        return out / "report.md"
+    lines = [f"# {title}", ""]
+    if description:
+        lines += [description.strip(), ""]
+    if runs:
+        lines += finished_section(store, runs, paper or [], out)
+    else:
+        lines += [f"No finished runs in {store.root}.", ""]
+    if failed:
+        lines += ["## Failed runs", ""] + [f"- `{r['run_id']}` ({r['cell']}, seed {r['seed']}): {r['error']}" for r in failed]
+    atomic_write_text(out / "report.md", "\n".join(lines).rstrip() + "\n")
+    return out / "report.md"
+
+
+def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list[dict[str, Any]], out: Path) -> list[str]:
+    """The comparison table, published figures and plots (written to ``out``) of the finished ``runs``."""
     settings = group_runs(store, runs)
     metrics = sorted({r["metric"] for r in runs})
     metric = metrics[0] if len(metrics) == 1 else "metric"
@@ -147,22 +195,20 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
     rules = sorted({json.loads((store.run_dir(r["run_id"]) / "result.json").read_text()).get("solved_rule", "")
                     for r in runs if (store.run_dir(r["run_id"]) / "result.json").exists()})
 
-    lines = [f"# {title}", ""]
-    if description:
-        lines += [description.strip(), ""]
-    lines += [f"Task: {', '.join(tasks)}. Solved when: {'; '.join(r for r in rules if r) or 'n/a'}.", "",
-              f"| setting | runs | solved | updates to solve | best val {metric} | test {metric} | test loss | wall time per run (s) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines = [f"Task: {', '.join(tasks)}. Solved when: {'; '.join(r for r in rules if r) or 'n/a'}.", "",
+             f"| setting | runs | solved | updates to solve | best val {metric} | test {metric} | test loss | wall time per run (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in settings:
         solved = [r for r in s.runs if r["solved"]]
         lines.append(
-            f"| {s.label} | {len(s.runs)} | {len(solved)}/{len(s.runs)} | {_mean_std([r['solved_step'] for r in solved], '{:.0f}')} "
-            f"| {_mean_std([r['best_val_metric'] for r in s.runs])} | {_mean_std([r['test_metric'] for r in s.runs])} "
-            f"| {_mean_std([r['test_loss'] for r in s.runs])} | {_mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
-    lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights.", "",
-              "![learning curves](learning_curves.png)", "", "![gradient profile](gradient_profile.png)", "",
+            f"| {s.label} | {len(s.runs)} | {len(solved)}/{len(s.runs)} | {mean_std([r['solved_step'] for r in solved], '{:.0f}')} "
+            f"| {mean_std([r['best_val_metric'] for r in s.runs])} | {mean_std([r['test_metric'] for r in s.runs])} "
+            f"| {mean_std([r['test_loss'] for r in s.runs])} | {mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
+    lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights.", ""]
+    if paper:
+        lines += paper_table(settings, paper, metric)
+    lines += ["![learning curves](learning_curves.png)", "", "![gradient profile](gradient_profile.png)", "",
               "Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
     plot_learning_curves(settings, metric, out / "learning_curves.png")
     plot_gradient_profiles(settings, out / "gradient_profile.png")
-    atomic_write_text(out / "report.md", "\n".join(lines))
-    return out / "report.md"
+    return lines

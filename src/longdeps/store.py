@@ -131,6 +131,11 @@ class ResultStore:
             if suite:
                 db.execute("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", (suite, run_id))
 
+    def add_to_suite(self, suite: str, run_ids: list[str]) -> None:
+        """Make ``run_ids`` members of ``suite`` (runs may belong to several suites)."""
+        with self.connect() as db:
+            db.executemany("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", [(suite, r) for r in run_ids])
+
     def reset_evals(self, run_id: str, after_step: int = -1) -> None:
         """Forget evaluations after ``after_step`` (those a resumed run will redo)."""
         with self.connect() as db:

@@ -21,9 +21,14 @@ is the number of predictions per window or segment (default 100):
   time; every segment starts from the final state of the previous one
   (carried state, truncated BPTT). Every target is seen once per epoch.
 
-Evaluation is the same for both: the whole validation or test text, cut into
-``eval_streams`` contiguous streams (10, as in the asRNN code), read in order
-with carried state; BPC is the mean over every predicted character.
+Evaluation reads the whole validation or test text, cut into ``eval_streams``
+contiguous streams (10, as in the asRNN code) and those into segments of
+``seq_len``, so that every character is predicted once; BPC is the mean over
+all of them. It follows the training protocol: ``stream`` carries the state
+from segment to segment, ``windows`` starts every segment from the initial
+state (a model trained on windows has never run longer; one trained on
+streams has never started from a reset state except once per epoch, and is
+measured badly from one).
 """
 
 from __future__ import annotations
@@ -72,12 +77,13 @@ class SegmentBatches(Sequence[Batch]):
     """The segments of a set of streams, read in order, built when accessed.
 
     Segment ``k`` holds inputs ``streams[:, k*L : (k+1)*L]`` and targets one
-    symbol later, ``L = seq_len`` (the last segment may be shorter); every
-    segment after the first ``continues`` the previous one.
+    symbol later, ``L = seq_len`` (the last segment may be shorter); with
+    ``carry`` every segment after the first ``continues`` the previous one,
+    otherwise each starts from the initial state.
     """
 
-    def __init__(self, task: "CharLanguageModel", stream_ids: torch.Tensor, seq_len: int):
-        self.task, self.ids, self.seq_len = task, stream_ids, seq_len
+    def __init__(self, task: "CharLanguageModel", stream_ids: torch.Tensor, seq_len: int, carry: bool = True):
+        self.task, self.ids, self.seq_len, self.carry = task, stream_ids, seq_len, carry
         self.count = math.ceil((stream_ids.shape[1] - 1) / seq_len)
 
     def __len__(self) -> int:
@@ -87,7 +93,7 @@ class SegmentBatches(Sequence[Batch]):
         if not 0 <= k < self.count:
             raise IndexError(k)
         window = self.ids[:, k * self.seq_len: (k + 1) * self.seq_len + 1].T  # (L + 1, B)
-        return Batch(self.task.one_hot(window[:-1]), window[1:].long(), y_batch_dim=1, continues=k > 0)
+        return Batch(self.task.one_hot(window[:-1]), window[1:].long(), y_batch_dim=1, continues=self.carry and k > 0)
 
 
 class CharLanguageModel(Task):
@@ -170,7 +176,8 @@ class CharLanguageModel(Task):
         if key not in self._segments:
             ids = self.ids()[split]
             size = self.val_size if split == "val" else self.test_size if split == "test" else None
-            self._segments[key] = SegmentBatches(self, streams(ids[:size] if size else ids, count), self.seq_len)
+            carry = split == "train" or self.ordered
+            self._segments[key] = SegmentBatches(self, streams(ids[:size] if size else ids, count), self.seq_len, carry)
         return self._segments[key]
 
     def segments(self, batch_size: int) -> int:

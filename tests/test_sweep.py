@@ -1,0 +1,235 @@
+"""Sweeps: grid expansion, executors that agree, failures, a killed sweep restarted, concurrent writers."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from longdeps import LongdepsError
+from longdeps.cli import main
+from longdeps.config import RunConfig
+from longdeps.store import ResultStore
+from longdeps.sweep import LocalPool, RayExecutor, Sequential, load_suite, run_suite, summary_table
+
+TINY = {"task": {"name": "adding", "seq_len": 8, "val_size": 64, "test_size": 64},
+        "cell": {"hidden_size": 8}, "train": {"steps": 20, "eval_every": 10, "checkpoint_every": 10, "batch_size": 8}}
+CELLS = {"cell.name": ["srn", "lstm"]}
+
+
+def write_suite(folder: Path, name: str, grid=CELLS, seeds=(0, 1), base=TINY, **extra) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "base": base, "grid": grid, "seeds": list(seeds), **extra},
+                                  sort_keys=False))
+    return path
+
+
+def store_contents(root: Path) -> dict:
+    """run id -> (its row, its evaluation records), wall-clock fields left out."""
+    store = ResultStore(root)
+    volatile = {"created", "updated", "wall_time"}
+    return {row["run_id"]: ({k: v for k, v in row.items() if k not in volatile},
+                            [{k: v for k, v in r.items() if k != "wall_time"} for r in store.evals(row["run_id"])])
+            for row in store.runs()}
+
+
+def cli(*args):
+    return [sys.executable, "-m", "longdeps", *args]
+
+
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_grid_expansion_and_run_ids_are_deterministic(tmp_path):
+    path = write_suite(tmp_path, "grid", grid={"cell.name": ["srn", "lstm"], "optimizer.lr": [0.01, "1e-3"]},
+                       seeds=[3, 1, 2])
+    suite = load_suite(str(path))
+    configs = suite.configs()
+    assert [(c.cell.name, c.optimizer.lr, c.train.seed) for c in configs[:4]] == [
+        ("srn", 0.01, 3), ("srn", 0.01, 1), ("srn", 0.01, 2), ("srn", 0.001, 3)]
+    assert len(configs) == 12 and len({c.run_id() for c in configs}) == 12
+    assert [label for label, _ in suite.points()] == [
+        "cell.name=srn, optimizer.lr=0.01", "cell.name=srn, optimizer.lr=1e-3",
+        "cell.name=lstm, optimizer.lr=0.01", "cell.name=lstm, optimizer.lr=1e-3"]
+    by_hand = RunConfig.from_dict(TINY).with_overrides(["cell.name=lstm", "optimizer.lr=0.001", "train.seed=2"])
+    assert configs[-1] == by_hand and configs[-1].run_id() == by_hand.run_id()
+    # the same ids in another process
+    code = f"from longdeps.sweep import load_suite; print(*(c.run_id() for c in load_suite({str(path)!r}).configs()))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert other == [c.run_id() for c in configs]
+
+
+def test_a_grid_entry_may_set_several_fields_of_a_section_together(tmp_path):
+    grid = {"gradient": [{"name": "bptt"}, {"name": "tbptt", "truncation": 2}], "cell.name": ["srn"]}
+    suite = load_suite(str(write_suite(tmp_path, "sections", grid=grid, seeds=[0])))
+    assert [(c.gradient.name, c.gradient.truncation) for c in suite.configs()] == [("bptt", None), ("tbptt", 2)]
+    assert [label for label, _ in suite.points()] == [
+        "gradient.name=bptt, cell.name=srn", "gradient.name=tbptt, gradient.truncation=2, cell.name=srn"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"grids": {}}, "unknown suite key(s) grids"),
+    ({"grid": {"cell.hidden_size": ["wide"]}}, "cell.hidden_size must be int, got 'wide'"),
+    ({"seeds": [0, 0]}, "seeds must be distinct"),
+    ({"paper": [{"setting": {"cell.name": "lstm"}, "metric": "accuracy", "value": 1, "source": "x"}]},
+     "paper metric 'accuracy' is not one of"),
+    ({"paper": [{"setting": {"cell.name": "lstm"}, "value": 1}]}, "a paper entry needs exactly the keys"),
+])
+def test_bad_suites_are_refused_with_one_line(tmp_path, extra, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "base": TINY, "grid": CELLS, **extra}))
+    with pytest.raises(LongdepsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_suite(str(path))
+
+
+def test_process_pool_gives_the_same_store_as_sequential(tmp_path):
+    suite = load_suite(str(write_suite(tmp_path, "pool")))
+    assert [o.status for o in run_suite(suite, tmp_path / "seq", Sequential(threads=1), progress=False)] == ["finished"] * 4
+    assert [o.status for o in run_suite(suite, tmp_path / "pool", LocalPool(2, threads=1), progress=False)] == ["finished"] * 4
+    sequential = store_contents(tmp_path / "seq")
+    assert sequential == store_contents(tmp_path / "pool") and len(sequential) == 4
+    assert all(len(evals) == 2 for _, evals in sequential.values())
+
+
+def test_failed_runs_are_recorded_and_the_others_finish(tmp_path):
+    base = {**TINY, "cell": {"name": "srn", "hidden_size": 8}, "optimizer": {"name": "sgd"}}
+    grid = {"task.variant": ["arjovsky2016", "nope"], "optimizer.lr": [0.01, 30.0]}
+    suite = load_suite(str(write_suite(tmp_path, "failing", grid=grid, seeds=[0], base=base)))
+    outcomes = run_suite(suite, tmp_path, LocalPool(2), progress=False)
+    assert [o.status for o in outcomes] == ["finished", "failed", "failed", "failed"]
+    assert "diverged" in outcomes[1].error and "unknown variant 'nope'" in outcomes[2].error
+    rows = {r["run_id"]: r for r in ResultStore(tmp_path).runs(suite="failing")}
+    assert [rows[o.run_id]["status"] for o in outcomes] == [o.status for o in outcomes]
+    assert [rows[o.run_id]["error"] for o in outcomes] == [o.error for o in outcomes]
+    table = summary_table(suite, tmp_path).splitlines()
+    assert table[2].startswith("| task.variant=arjovsky2016, optimizer.lr=0.01 | 1 | 1 | 0 | ")
+    assert table[3].startswith("| task.variant=arjovsky2016, optimizer.lr=30.0 | 1 | 0 | 1 | –")
+
+
+def processes_in_group(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes of process group ``pgid``."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:
+            continue
+        if int(group) == pgid and state != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")
+def test_killed_sweep_restarts_with_only_the_missing_runs(tmp_path):
+    base = {**TINY, "train": {"steps": 400, "eval_every": 40, "checkpoint_every": 40, "batch_size": 8}}
+    path = write_suite(tmp_path, "killed", base=base, seeds=[0, 1, 2, 3])
+    suite = load_suite(str(path))
+    run_suite(suite, tmp_path / "whole", LocalPool(2, threads=1), progress=False)
+
+    root = tmp_path / "killed-root"
+    sweep = subprocess.Popen(cli("sweep", str(path), "--results", str(root), "--workers", "2", "--threads", "1",
+                                 "--no-progress"), env=ONE_THREAD, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        finished: list[dict] = []
+        deadline = time.time() + 120
+        while len(finished) < 2 and time.time() < deadline and sweep.poll() is None:
+            time.sleep(0.01)
+            if (root / "results.sqlite").exists():
+                finished = ResultStore(root).runs(status="finished")
+        sweep.send_signal(signal.SIGKILL)  # the sweep's own process; its workers notice and exit
+        sweep.wait()
+        deadline = time.time() + 20
+        while processes_in_group(sweep.pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not processes_in_group(sweep.pid), "pool workers outlived the killed sweep"
+    finally:
+        if processes_in_group(sweep.pid):
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert 2 <= len(finished) < 8, "the sweep finished before it could be killed"
+    stamps = {r["run_id"]: (root / "runs" / r["run_id"] / "result.json").stat().st_mtime_ns for r in finished}
+    stopped = [r for r in ResultStore(root).runs(status="running") if (root / "runs" / r["run_id"] / "checkpoint.pt").exists()]
+    assert stopped, "no run was stopped after a checkpoint"
+
+    outcomes = run_suite(suite, root, LocalPool(2, threads=1), progress=False)
+    assert [o.status for o in outcomes] == ["finished"] * 8
+    assert {i: (root / "runs" / i / "result.json").stat().st_mtime_ns for i in stamps} == stamps  # not run again
+    assert store_contents(root) == store_contents(tmp_path / "whole")
+
+
+def test_two_processes_writing_one_store_lose_no_rows(tmp_path):
+    base = {**TINY, "train": {"steps": 20, "eval_every": 1, "checkpoint_every": 5, "batch_size": 8}}
+    suites = [write_suite(tmp_path, "left", base=base, seeds=range(4)),
+              write_suite(tmp_path, "right", base=base, seeds=range(4, 8))]
+    root = tmp_path / "shared"
+    procs = [subprocess.Popen(cli("sweep", str(path), "--results", str(root), "--sequential", "--no-progress"),
+                              env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for path in suites]
+    assert all(p.wait() == 0 for p in procs), [p.stderr.read() for p in procs]
+    store = ResultStore(root)
+    for name in ("left", "right"):
+        rows = store.runs(suite=name)
+        assert len(rows) == 8 and all(r["status"] == "finished" for r in rows)
+        assert all([e["step"] for e in store.evals(r["run_id"])] == list(range(1, 21)) for r in rows)
+    assert len(store.runs()) == 16
+
+
+def test_ray_gives_the_same_results_as_the_local_pool(tmp_path):
+    pytest.importorskip("ray", reason="the Ray executor needs ray (pip install 'longdeps[ray]')")
+    suite = load_suite(str(write_suite(tmp_path, "ray")))
+    run_suite(suite, tmp_path / "pool", LocalPool(2, threads=1), progress=False)
+    outcomes = run_suite(suite, tmp_path / "ray", RayExecutor("local", workers=2), progress=False)
+    assert [o.status for o in outcomes] == ["finished"] * 4
+    assert store_contents(tmp_path / "ray") == store_contents(tmp_path / "pool")
+
+
+def test_reproduce_writes_the_report_with_paper_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    paper = [{"setting": {"cell.name": "lstm"}, "metric": "test_metric", "value": 0.9996, "source": "a paper, Table 7"},
+             {"setting": {"cell.name": "srn", "task.seq_len": 8}, "metric": "solved", "value": 0, "source": "another"},
+             {"setting": {"cell.hidden_size": 128}, "metric": "test_loss", "value": 0.5, "source": "a third"}]
+    write_suite(tmp_path / "benchmarks", "tiny-repro", description="two cells", paper=paper)
+    assert main(["reproduce", "tiny-repro", "--results", "res", "--sequential", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| cell.name=srn | 2 | 2 | 0 | " in out and "4 runs, 0 failed" in out
+    report = tmp_path / "res" / "reports" / "tiny-repro" / "report.md"
+    text = report.read_text()
+    assert "two cells" in text and "| cell=lstm | 2 |" in text
+    assert "| cell=lstm | test success | 0.9996 | " in text and "(n=2) | a paper, Table 7 |" in text
+    assert "| cell=srn | fraction of runs solved | 0 | 0 ± 0 (n=2) | another |" in text
+    assert "| cell.hidden_size=128 | test loss | 0.5 | no finished runs | a third |" in text
+    assert (report.parent / "learning_curves.png").exists()
+    # the report alone, from the suite recorded in the results root, under either flag
+    monkeypatch.chdir(tmp_path / "res")
+    for flag in ("--sweep", "--suite"):
+        report.unlink()
+        assert main(["report", "--results", ".", flag, "tiny-repro"]) == 0
+        assert "| cell=lstm | test success | 0.9996 | " in report.read_text()
+    assert main(["reproduce", "nowhere", "--results", "."]) == 2
+    assert "unknown suite 'nowhere'; known suites: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "nowhere.yaml"], "suite file 'nowhere.yaml' does not exist"),
+    (["sweep", "SUITE", "--sequential", "--workers", "2"], "--workers does not apply with --sequential"),
+    (["sweep", "SUITE", "--workers", "0"], "workers must be at least 1, got 0"),
+    (["reproduce", "default"], "unknown suite 'default'"),
+])
+def test_bad_sweep_commands_are_one_line_and_non_zero(tmp_path, args, message, capsys):
+    suite = str(write_suite(tmp_path, "cli"))
+    assert main([suite if a == "SUITE" else a for a in args] + ["--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"longdeps: error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["sweep", "reproduce", "bench", "report"])
+def test_help_names_the_executors_and_the_sweep_flag(command, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert exit.value.code == 0 and out.startswith(f"usage: longdeps {command}")
+    assert ("--sweep NAME" in out) if command == "report" else ("--ray-address ADDRESS" in out and "--sequential" in out)
