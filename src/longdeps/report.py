@@ -8,7 +8,7 @@ plots it cites:
 
 - ``learning_curves.png``: validation metric and loss against updates, the
   mean over seeds with a min-max band (a run stopped early when solved keeps
-  its last value);
+  its last value), and the metric against training wall time;
 - ``gradient_profile.png``: ``||dL/dh_t||`` against the time step ``t`` at
   the first and the last evaluation, the mean over seeds, on a log scale:
   how much error signal from the loss reaches each step.
@@ -105,16 +105,24 @@ def _curve(settings_evals: list[list[dict[str, Any]]], key) -> tuple[np.ndarray,
 
 
 def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> None:
-    fig, (ax_metric, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    """Validation metric and loss against updates, and the metric against training wall time."""
+    fig, (ax_metric, ax_loss, ax_time) = plt.subplots(1, 3, figsize=(16, 4))
     for setting in settings:
-        for ax, key in ((ax_metric, lambda r: r["val_metric"]), (ax_loss, lambda r: r["val"]["loss"])):
-            steps, values = _curve(setting.evals, key)
-            if not len(steps):
-                continue
-            line, = ax.plot(steps, np.nanmean(values, axis=0), label=f"{setting.label} (n={len(setting.runs)})")
-            ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(), alpha=0.2)
+        steps, values = _curve(setting.evals, lambda r: r["val_metric"])
+        if not len(steps):
+            continue
+        label = f"{setting.label} (n={len(setting.runs)})"
+        line, = ax_metric.plot(steps, np.nanmean(values, axis=0), label=label)
+        ax_metric.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(), alpha=0.2)
+        _, losses = _curve(setting.evals, lambda r: r["val"]["loss"])
+        ax_loss.plot(steps, np.nanmean(losses, axis=0), color=line.get_color())
+        ax_loss.fill_between(steps, np.nanmin(losses, axis=0), np.nanmax(losses, axis=0), color=line.get_color(), alpha=0.2)
+        _, seconds = _curve(setting.evals, lambda r: r["wall_time"])
+        ax_time.plot(np.nanmean(seconds, axis=0), np.nanmean(values, axis=0), color=line.get_color())
     ax_metric.set(xlabel="updates", ylabel=f"validation {metric}", title=f"validation {metric} (mean, min-max band)")
     ax_loss.set(xlabel="updates", ylabel="validation loss", yscale="log", title="validation loss")
+    ax_time.set(xlabel="training wall time (s, mean over seeds)", ylabel=f"validation {metric}",
+                title=f"validation {metric} against wall time")
     ax_metric.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
