@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-import longdeps.tasks.images  # noqa: F401  (registers smnist, pmnist)
 from longdeps.cells import make_cell
 from longdeps.model import SequenceModel
 from longdeps.tasks import Task, make_task

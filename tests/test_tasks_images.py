@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-import longdeps.tasks.images  # noqa: F401  (registers smnist, pmnist, sfashion)
 from longdeps.config import RunConfig
 from longdeps.data import data_root
 from longdeps.data.idx import read_idx

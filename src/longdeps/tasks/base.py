@@ -179,3 +179,18 @@ class Task(ABC):
         """What a result records about the task."""
         return {"task": self.name, "variant": self.variant, "seq_len": self.seq_len,
                 "metric": self.metric, "solved_rule": self.solved_rule, "baseline": self.baseline()}
+
+
+class SequenceClassification(Task):
+    """A many-to-one classification task: outputs ``(B, C)`` logits, targets ``y`` ``(B,)``
+    class indices; cross-entropy loss, accuracy metric."""
+
+    readout = "last"
+    metric = "accuracy"
+    higher_is_better = True
+
+    def per_example_loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(outputs, y, reduction="none")
+
+    def per_example_metrics(self, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": self.per_example_loss(outputs, y), "accuracy": (outputs.argmax(-1) == y).float()}

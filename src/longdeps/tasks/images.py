@@ -41,13 +41,12 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from longdeps.data import locate
 from longdeps.data.idx import read_idx
 from longdeps.errors import LongdepsError
 from longdeps.tasks import register
-from longdeps.tasks.base import Batch, Task
+from longdeps.tasks.base import Batch, SequenceClassification
 
 PIXELS = 784
 #: examples per split; validation is the tail of the official training set
@@ -64,7 +63,7 @@ INDEX_MAPS: dict[str, Callable[[], np.ndarray]] = {
 _decoded = functools.cache(read_idx)  # path -> array: decode each file once per process
 
 
-class _PixelTask(Task):
+class _PixelTask(SequenceClassification):
     """Classify a 28x28 image read one pixel per step along the variant's index map.
 
     ``x``: ``(784, B, 1)`` float32 in [0, 1]; ``y``: ``(B,)`` long class.
@@ -153,12 +152,6 @@ class _PixelTask(Task):
         return self._fixed[name]
 
     # -- scoring ------------------------------------------------------------
-    def per_example_loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs, y, reduction="none")
-
-    def per_example_metrics(self, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": self.per_example_loss(outputs, y), "accuracy": (outputs.argmax(-1) == y).float()}
-
     def solved(self, summary: dict[str, float]) -> bool:
         return summary["accuracy"] >= self.solved_at
 

@@ -85,7 +85,7 @@ import torch.nn.functional as F
 
 from longdeps.errors import LongdepsError
 from longdeps.tasks import register
-from longdeps.tasks.base import Batch, Task
+from longdeps.tasks.base import Batch, SequenceClassification, Task
 
 # Slack when a split-averaged 0/1 metric must equal 1 ("every example").
 _EVERY = 1.0 - 1e-9
@@ -441,7 +441,7 @@ _PROMPT, _START = 6, 7  # ms2011 only
 
 
 @register
-class TemporalOrderTask(_MarkedTask):
+class TemporalOrderTask(SequenceClassification, _MarkedTask):
     """Classify the order of ``n_relevant`` relevant symbols hidden among distractors.
 
     ``x``: ``(L, B, input_size)`` float32 one-hot (6 symbols; 8 for ms2011,
@@ -496,12 +496,6 @@ class TemporalOrderTask(_MarkedTask):
         bits = (y.unsqueeze(0) >> torch.arange(self.n_relevant).unsqueeze(1)) & 1  # (n_relevant, B)
         symbols[steps, torch.arange(batch_size)] = bits
         return Batch(F.one_hot(symbols, self.input_size).float(), y)
-
-    def per_example_loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs, y, reduction="none")
-
-    def per_example_metrics(self, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": self.per_example_loss(outputs, y), "accuracy": (outputs.argmax(-1) == y).float()}
 
     def baseline(self) -> dict[str, float]:
         # Classes are equally likely and independent of anything a memoryless model sees: uniform output.

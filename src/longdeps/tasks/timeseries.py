@@ -54,12 +54,11 @@ from typing import Iterable, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from longdeps.data import locate
 from longdeps.errors import LongdepsError
 from longdeps.tasks import register
-from longdeps.tasks.base import Batch, Task, seeded_generator
+from longdeps.tasks.base import Batch, SequenceClassification, seeded_generator
 
 #: share of each class of the archive's train set that validates
 VAL_FRACTION = 0.2
@@ -255,7 +254,7 @@ def stratified_split(y: torch.Tensor, fraction: float, generator: torch.Generato
 
 # -- the task ---------------------------------------------------------------------
 
-class UCRTask(Task):
+class UCRTask(SequenceClassification):
     """Classify a UCR/UEA series from its last step.
 
     ``x``: ``(T, B, C)`` float32, z-normalised, zero-padded at the start to
@@ -338,12 +337,6 @@ class UCRTask(Task):
         return self._fixed[name]
 
     # -- scoring ------------------------------------------------------------
-    def per_example_loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs, y, reduction="none")
-
-    def per_example_metrics(self, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": self.per_example_loss(outputs, y), "accuracy": (outputs.argmax(-1) == y).float()}
-
     def solved(self, summary: dict[str, float]) -> bool:
         return summary["accuracy"] >= _EVERY
 
