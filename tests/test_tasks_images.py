@@ -19,7 +19,7 @@ from longdeps.data import data_root
 from longdeps.data.idx import read_idx
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
-from longdeps.tasks import TASKS, make_task
+from longdeps.tasks import TASKS, make_task, images
 
 ROOT = data_root()
 MNIST, FASHION = ROOT / "mnist", ROOT / "fashion-mnist"
@@ -208,9 +208,9 @@ def test_pmnist_and_sfashion_thresholds():
 @needs_mnist
 def test_decoded_files_are_shared_between_task_instances(smnist):
     smnist.part("train")
-    before = longdeps.tasks.images._decoded.cache_info()
+    before = images._decoded.cache_info()
     make_task("smnist").part("test")
-    after = longdeps.tasks.images._decoded.cache_info()
+    after = images._decoded.cache_info()
     assert after.misses == before.misses and after.hits == before.hits + 4
 
 
