@@ -148,3 +148,20 @@ def test_cell_options():
     assert torch.all(cell.initial_state(4)[0] == 0)
     with pytest.raises(Exception, match="population statistics"):
         cell(torch.randn(3, 2, 1))
+
+
+def test_population_command_recomputes_and_saves(tmp_path, capsys):
+    from longdeps.cli import main
+    from longdeps.experiment import run_experiment
+
+    small = ["cell.hidden_size=6", "task.seq_len=10", "task.val_size=50", "task.test_size=50", "train.steps=10",
+             "train.eval_every=10", "train.batch_size=16", "train.population_examples=16"]
+    bn = run_experiment(RunConfig().with_overrides(small + ["cell.name=bn-lstm"]), tmp_path, progress=False)
+    before = torch.load(bn.run_dir / "checkpoint.pt", weights_only=False)["model"]["cell.norm_x.running_mean"]
+    assert main(["population", bn.run_id, "--results", str(tmp_path), "--examples", "64"]) == 0
+    assert "population statistics from 4 training batches" in capsys.readouterr().out
+    after = torch.load(bn.run_dir / "checkpoint.pt", weights_only=False)["model"]["cell.norm_x.running_mean"]
+    assert not torch.equal(before, after)
+    plain = run_experiment(RunConfig().with_overrides(small + ["cell.name=lstm"]), tmp_path, progress=False)
+    assert main(["population", plain.run_id, "--results", str(tmp_path)]) == 2
+    assert "no batch-normalised cell" in capsys.readouterr().err

@@ -68,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     for column in ("task", "cell", "gradient", "status"):
         runs.add_argument(f"--{column}")
 
+    population = sub.add_parser("population", help="recompute a run's batch-norm population statistics",
+                                description="Recompute the batch-norm population statistics of a run's last "
+                                            "checkpoint from one pass over training data, score it on the "
+                                            "validation and test sets, and save the checkpoint.")
+    population.add_argument("run_id", help="the run (see `longdeps runs`)")
+    population.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    population.add_argument("--examples", type=int, help="training examples in the pass (default: all)")
+    population.add_argument("--data-dir", help=DATA_DIR_HELP)
+
     sub.add_parser("tasks", help="list the tasks: variants, sequence length, classes, metric")
     sub.add_parser("cells", help="list the recurrent cells")
 
@@ -199,6 +208,30 @@ def cmd_cells(args: argparse.Namespace) -> None:
         print(f"{name:8s} {DESCRIPTIONS[name]}")
 
 
+def cmd_population(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from longdeps.config import RunConfig
+    from longdeps.experiment import Run, evaluate
+    from longdeps.store import ResultStore
+
+    store = ResultStore(args.results)
+    folder = store.run_dir(args.run_id)
+    if not (folder / "checkpoint.pt").is_file():
+        raise LongdepsError(f"run {args.run_id!r} has no checkpoint in {folder}")
+    run = Run(RunConfig.from_dict(json.loads((folder / "config.json").read_text())), store, data_dir=args.data_dir)
+    run.load_state_dict(torch.load(run.checkpoint_path, weights_only=False))
+    batches = run.recompute_population(args.examples)
+    if not batches:
+        raise LongdepsError(f"run {args.run_id!r} has no batch-normalised cell: there are no population statistics")
+    scores = {split: evaluate(run.model, run.task, run.task.split(split), run.device) for split in ("val", "test")}
+    run.save_checkpoint()
+    print(f"run {args.run_id}: population statistics from {batches} training batches; "
+          + "; ".join(f"{split} {run.task.metric}={s[run.task.metric]:.4g} loss={s['loss']:.4g}" for split, s in scores.items()))
+
+
 def cmd_data(args: argparse.Namespace) -> None:
     from longdeps.data import check_all, data_root, fetch
 
@@ -214,7 +247,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "bench": cmd_sweep, "report": cmd_report,
-            "runs": cmd_runs, "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data}
+            "runs": cmd_runs, "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data, "population": cmd_population}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,7 +161,8 @@ class Run:
                                 f"{self.checkpoint_path}); pass --resume to continue it or --force to start over")
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.dir / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
-        self.store.start_run(self.run_id, self.config.to_dict(), self.task.metric, self.task.variant, self.suite)
+        self.store.start_run(self.run_id, self.config.to_dict(), self.task.metric, self.task.variant, self.suite,
+                             seq_len=self.task.seq_len)
         self.store.reset_evals(self.run_id, after_step=self.step)
         self.write_metrics()
         return True

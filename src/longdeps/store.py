@@ -111,10 +111,12 @@ class ResultStore:
         return self.root / "runs" / run_id
 
     # -- writing ------------------------------------------------------------
-    def start_run(self, run_id: str, config: dict[str, Any], metric: str, variant: str, suite: str | None = None) -> None:
+    def start_run(self, run_id: str, config: dict[str, Any], metric: str, variant: str, suite: str | None = None,
+                  seq_len: int | None = None) -> None:
         """Register a run as running (a restarted run keeps its row and its evaluations).
 
-        ``variant`` is the task variant actually used (the config may leave it to the task's default).
+        ``variant`` and ``seq_len`` are the task's actual ones (the config may leave them to the
+        task's defaults; ``seq_len=None`` keeps the config's).
         """
         now = time.time()
         task, cell = config["task"], config["cell"]
@@ -123,8 +125,10 @@ class ResultStore:
                 """INSERT INTO runs (run_id, status, created, updated, task, variant, seq_len, cell, hidden_size,
                        gradient, sampler, continuation, seed, metric, config)
                    VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(run_id) DO UPDATE SET status='running', updated=excluded.updated, error=NULL""",
-                (run_id, now, now, task["name"], variant, task["seq_len"], cell["name"], cell["hidden_size"],
+                   ON CONFLICT(run_id) DO UPDATE SET status='running', updated=excluded.updated, error=NULL,
+                       variant=excluded.variant, seq_len=excluded.seq_len, metric=COALESCE(excluded.metric, metric)""",
+                (run_id, now, now, task["name"], variant, task["seq_len"] if seq_len is None else seq_len,
+                 cell["name"], cell["hidden_size"],
                  config["gradient"]["name"], config["sampler"]["name"], config["continuation"]["name"],
                  config["train"]["seed"], metric, json.dumps(config, sort_keys=True)),
             )
