@@ -165,3 +165,11 @@ def test_population_command_recomputes_and_saves(tmp_path, capsys):
     plain = run_experiment(RunConfig().with_overrides(small + ["cell.name=lstm"]), tmp_path, progress=False)
     assert main(["population", plain.run_id, "--results", str(tmp_path)]) == 2
     assert "no batch-normalised cell" in capsys.readouterr().err
+
+
+def test_population_pass_over_a_stream_takes_the_requested_examples(tmp_path):
+    config = RunConfig().with_overrides(["task.name=shakespeare-char", "task.variant=stream", "task.seq_len=20",
+                                         "cell.name=bn-lstm", "cell.hidden_size=6", "train.batch_size=16"])
+    run = Run(config, ResultStore(tmp_path))
+    assert run.recompute_population(64) == 4
+    assert torch.equal(next(iter(run.population_inputs(64))), run.task.train_segment(0, 16).x)

@@ -234,10 +234,12 @@ class Run:
     def population_inputs(self, examples: int | None = None) -> Iterator[torch.Tensor]:
         """Training inputs for one pass of population statistics, in batches of ``train.batch_size``:
         the first ``examples`` of the training set (all of it by default), or for a generated
-        task 10,000 examples drawn with a generator of their own."""
+        task 10,000 examples drawn with a generator of their own. For carried-state streams an
+        example is one stream's segment, read in order from the start of the epoch."""
         size, batch_size = self.task.train_size, self.config.train.batch_size
         if self.task.ordered:
-            for k in range(self.task.segments(batch_size)):
+            segments = self.task.segments(batch_size)
+            for k in range(segments if examples is None else min(segments, -(-examples // batch_size))):
                 yield self.task.train_segment(k, batch_size).x.to(self.device)
             return
         total = examples or size or 10_000
