@@ -99,7 +99,7 @@ class Run:
         g = config.gradient
         self.estimator = make_estimator(g.name, g.truncation, config.cell.hidden_size, tc.seed,
                                         (g.feedback_low, g.feedback_high))
-        self.sampler = make_sampler(config.sampler.name, self.task, config.sampler.replacement)
+        self.sampler = make_sampler(config.sampler, self.task, self.model)
         self.continuation = make_continuation(config.continuation.name)
         self.optimizer = make_optimizer(config.optimizer, self.model)
         self.data_generator = seeded_generator("train-batches", tc.seed)
@@ -269,7 +269,7 @@ class Run:
             "step": self.step, "examples_seen": self.examples_seen, "wall_time": round(self.wall_time, 3),
             "train_loss": sum(losses) / len(losses), "grad_norm": sum(norms) / len(norms), "grad_norm_max": max(norms),
             "val": val, "val_metric": val[self.task.metric], "solved": bool(self.task.solved(val)),
-            "grad_profile": [float(v) for v in profile], **smoothing,
+            "grad_profile": [float(v) for v in profile], **smoothing, **self.sampler.statistics(),
         }
         self.history.append(record)
         self.store.add_eval(self.run_id, record)

@@ -9,7 +9,7 @@ from longdeps.errors import LongdepsError
 from longdeps.gradients.base import GradientEstimator
 from longdeps.gradients.bptt import BPTT
 from longdeps.gradients.dsf import DSF
-from longdeps.gradients.profile import hidden_gradient_norms
+from longdeps.gradients.profile import hidden_gradient_norms, long_term_ratio
 from longdeps.gradients.tbptt import TBPTT
 
 ESTIMATORS: dict[str, type[GradientEstimator]] = {"bptt": BPTT, "tbptt": TBPTT, "dsf": DSF}
@@ -30,4 +30,4 @@ def make_estimator(name: str, truncation: int | None = None, hidden_size: int | 
     return ESTIMATORS[name]()
 
 
-__all__ = ["BPTT", "DSF", "ESTIMATORS", "GradientEstimator", "TBPTT", "hidden_gradient_norms", "make_estimator"]
+__all__ = ["BPTT", "DSF", "ESTIMATORS", "GradientEstimator", "TBPTT", "hidden_gradient_norms", "long_term_ratio", "make_estimator"]

@@ -5,17 +5,22 @@
 
 from __future__ import annotations
 
+from longdeps.config import SamplerConfig
 from longdeps.errors import LongdepsError
+from longdeps.model import SequenceModel
+from longdeps.sampling.sgr import SGRSampler
 from longdeps.sampling.uniform import Sampler, UniformSampler
+from longdeps.tasks import Task
 
-SAMPLERS: dict[str, type[Sampler]] = {"uniform": UniformSampler}
-
-
-def make_sampler(name: str, task, replacement: bool = False) -> Sampler:
-    """Build sampler ``name`` for ``task``."""
-    if name not in SAMPLERS:
-        raise LongdepsError(f"unknown sampler {name!r}; choose from {', '.join(sorted(SAMPLERS))}")
-    return SAMPLERS[name](task, replacement)
+SAMPLERS: dict[str, type[Sampler]] = {"uniform": UniformSampler, "sgr": SGRSampler}
 
 
-__all__ = ["SAMPLERS", "Sampler", "UniformSampler", "make_sampler"]
+def make_sampler(config: SamplerConfig, task: Task, model: SequenceModel | None = None) -> Sampler:
+    """Build sampler ``config.name`` for ``task``; ``model`` is the network being trained
+    (samplers that choose by the model's gradients need it)."""
+    if config.name not in SAMPLERS:
+        raise LongdepsError(f"unknown sampler {config.name!r}; choose from {', '.join(sorted(SAMPLERS))}")
+    return SAMPLERS[config.name](task, config=config, model=model)
+
+
+__all__ = ["SAMPLERS", "SGRSampler", "Sampler", "UniformSampler", "make_sampler"]

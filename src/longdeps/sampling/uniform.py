@@ -6,7 +6,9 @@ from typing import Any
 
 import torch
 
+from longdeps.config import SamplerConfig
 from longdeps.errors import LongdepsError
+from longdeps.model import SequenceModel
 from longdeps.tasks import Batch, Task
 
 
@@ -17,12 +19,18 @@ class Sampler:
     every update. A finite training set is read by ``choose``; an ordered
     task (carried-state streams) is read segment after segment, each
     continuing the previous one, and may not be reordered.
+
+    The run hands over the ``model`` it trains, so that a sampler may choose
+    by what the model currently does (``sgr``); the model is the very module
+    being trained, not a copy.
     """
 
     name: str
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, model: SequenceModel | None, config: SamplerConfig):
         self.task = task
+        self.model = model
+        self.config = config
         self.position = 0  #: examples (or, for ordered tasks, segments) drawn so far
 
     def next_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
@@ -40,6 +48,11 @@ class Sampler:
         """Indices into the training set, ``(batch_size,)``."""
         raise NotImplementedError
 
+    def statistics(self) -> dict[str, Any]:
+        """What the sampler did since the last call, logged with the next evaluation record
+        (JSON-ready; empty for samplers with nothing to report)."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {"position": self.position}
 
@@ -49,19 +62,22 @@ class Sampler:
 
 class UniformSampler(Sampler):
     """Every example equally likely: shuffled epochs (each example once per
-    epoch, a new order every epoch), or with ``replacement`` independent
-    uniform draws (as ``randi`` in Chernodub & Nowicki's code)."""
+    epoch, a new order every epoch), or with ``config.replacement``
+    independent uniform draws (as ``randi`` in Chernodub & Nowicki's code)."""
 
     name = "uniform"
 
-    def __init__(self, task: Task, replacement: bool = False):
-        super().__init__(task)
-        self.replacement = replacement
+    def __init__(self, task: Task, model: SequenceModel | None, config: SamplerConfig):
+        super().__init__(task, model, config)
         self.order: torch.Tensor | None = None
 
     def choose(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        size = self.task.train_size
-        if self.replacement:
+        return self.draw(self.task.train_size, batch_size, generator)
+
+    def draw(self, size: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """``batch_size`` positions in ``[0, size)``: the next ones of shuffled passes, or
+        independent draws with ``config.replacement``."""
+        if self.config.replacement:
             self.position += batch_size
             return torch.randint(size, (batch_size,), generator=generator)
         if batch_size > size:

@@ -1,0 +1,149 @@
+"""Sampling-based gradient regularisation: the ratio rho_i against per-example float64
+autograd, the band, re-entry after a refresh, the fill rule, and resume."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from longdeps import LongdepsError
+from longdeps.cells import make_cell
+from longdeps.config import RunConfig, SamplerConfig
+from longdeps.experiment import Run
+from longdeps.functional.batchnorm import recompute_population_statistics
+from longdeps.gradients import hidden_gradient_norms, long_term_ratio
+from longdeps.model import SequenceModel
+from longdeps.sampling import make_sampler
+from longdeps.store import ResultStore
+from longdeps.tasks import make_task
+
+
+def reference_ratio(model, x, task, early_step):
+    """rho of one example ``x`` ``(T, 1, I)``: its outputs summed, autograd on each hidden state."""
+    hs, _ = model.cell.unroll(x)
+    total = model.read(torch.stack(hs)).sum()
+    early, last = torch.autograd.grad(total, [hs[early_step], hs[-1]])
+    return early.norm() / last.norm()
+
+
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
+@pytest.mark.parametrize("task_name", ["adding", "copy"])
+@pytest.mark.parametrize("early_step", [0, 4])
+def test_batched_ratio_equals_per_example_float64_autograd(cell, task_name, early_step):
+    torch.manual_seed(0)
+    task = make_task(task_name, 12)
+    model = SequenceModel(make_cell(cell, task.input_size, 7), task.output_size, task.readout).double()
+    batch = task.sample(6, torch.Generator().manual_seed(0))
+    batch.x = batch.x.double()
+    recompute_population_statistics(model, [batch.x])  # batch norm: examples independent in eval mode
+    model.eval()
+    got = long_term_ratio(hidden_gradient_norms(model, batch, task, unit_output=True), early_step)
+    want = torch.stack([reference_ratio(model, batch.x[:, [i]], task, early_step) for i in range(batch.size)])
+    assert torch.allclose(got, want, rtol=1e-10, atol=0)
+    assert got.std() > 0  # the examples differ, so a mix-up between them would show
+    assert all(p.grad is None for p in model.parameters())
+
+
+def sgr_setup(size=30, **options):
+    torch.manual_seed(0)
+    task = make_task("adding", seq_len=10, variant="cn2016", train_size=size)
+    model = SequenceModel(make_cell("srn", task.input_size, 8), task.output_size, task.readout)
+    return task, model, SamplerConfig(name="sgr", pool_size=None, **options)
+
+
+def log_rho_all(task, model):
+    sampler = make_sampler(SamplerConfig(name="sgr", pool_size=None), task, model)
+    return sampler.estimate(torch.arange(task.train_size))
+
+
+def test_only_examples_in_the_band_are_drawn_and_all_of_them_are():
+    task, model, config = sgr_setup()
+    log_rho = log_rho_all(task, model)
+    low, high = log_rho.quantile(0.2).item(), log_rho.quantile(0.8).item()
+    in_band = {i for i in range(task.train_size) if low <= log_rho[i] <= high}
+    assert 5 <= len(in_band) < task.train_size
+    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=low, log10_rho_max=high, refresh_every=1000), task, model)
+    gen = torch.Generator().manual_seed(0)
+    drawn = torch.cat([sampler.choose(5, gen) for _ in range(20)]).tolist()
+    assert set(drawn) == in_band
+    stats = sampler.statistics()["sampler_refreshes"]
+    assert len(stats) == 1 and stats[0]["in_band"] == len(in_band) and stats[0]["filled"] == 0
+    assert stats[0]["eligible_fraction"] == len(in_band) / task.train_size
+    assert sampler.statistics() == {"sampler_refreshes": []}  # reported once
+
+
+def test_excluded_examples_re_enter_after_a_refresh_when_their_ratio_moves_into_the_band():
+    task, model, config = sgr_setup()
+    before = log_rho_all(task, model)
+    high = before.median().item()
+    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=-30.0, log10_rho_max=high, refresh_every=4), task, model)
+    gen = torch.Generator().manual_seed(0)
+    first = set(torch.cat([sampler.choose(5, gen) for _ in range(4)]).tolist())
+    excluded = {i for i in range(task.train_size) if before[i] > high}
+    assert excluded and not first & excluded
+    with torch.no_grad():
+        model.cell.rnn.weight_hh_l0.mul_(0.3)  # less signal reaches the first step: every rho falls
+    after = log_rho_all(task, model)
+    re_entering = {i for i in excluded if after[i] <= high}
+    assert re_entering
+    second = set(torch.cat([sampler.choose(5, gen) for _ in range(4)]).tolist())
+    assert set(sampler.eligible.tolist()) == {i for i in range(task.train_size) if after[i] <= high}
+    assert second & re_entering
+
+
+def test_fill_rule_takes_the_examples_closest_to_the_band_and_is_recorded():
+    task, model, config = sgr_setup()
+    log_rho = log_rho_all(task, model)
+    ranked = log_rho.argsort(descending=True)
+    # a band above every estimate that holds just the two largest ratios
+    low = log_rho[ranked[1]].item()
+    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=low, log10_rho_max=low + 50, min_eligible=6), task, model)
+    drawn = sampler.choose(5, torch.Generator().manual_seed(0))
+    assert set(sampler.eligible.tolist()) == set(ranked[:6].tolist())
+    assert set(drawn.tolist()) <= set(ranked[:6].tolist())
+    stats = sampler.statistics()["sampler_refreshes"][0]
+    assert (stats["in_band"], stats["filled"], stats["band"]) == (2, 4, [low, low + 50])
+
+
+def test_bad_settings_get_one_line_errors():
+    task, model, config = sgr_setup()
+    with pytest.raises(LongdepsError, match="sampler.log10_rho_min=1.0 exceeds sampler.log10_rho_max=0.0"):
+        make_sampler(dataclasses.replace(config, log10_rho_min=1.0, log10_rho_max=0.0), task, model)
+    with pytest.raises(LongdepsError, match="sampler.refresh_every must be a positive integer, got 0"):
+        make_sampler(dataclasses.replace(config, refresh_every=0), task, model)
+    with pytest.raises(LongdepsError, match="sampler sgr needs a fixed, unordered training set"):
+        make_sampler(config, make_task("adding", seq_len=10), model)
+    with pytest.raises(LongdepsError, match=r"sampler.early_step must be in \[0, 9\] for sequences of 10 steps, got 10"):
+        make_sampler(dataclasses.replace(config, early_step=10), task, model).choose(5, torch.Generator())
+
+
+def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path):
+    config = RunConfig().with_overrides([
+        "task.variant=cn2016", "task.seq_len=10", "task.train_size=200", "task.val_size=50", "task.test_size=50",
+        "cell.name=srn", "cell.hidden_size=8", "sampler.name=sgr", "sampler.pool_size=60", "sampler.refresh_every=7",
+        "sampler.log10_rho_min=-1.5", "sampler.log10_rho_max=0", "optimizer.name=sgd", "optimizer.lr=0.05",
+        "optimizer.momentum=0.9", "train.steps=40", "train.eval_every=10", "train.checkpoint_every=20",
+        "train.batch_size=8", "train.profile_examples=8", "train.stop_when_solved=false"])
+    whole = Run(config, ResultStore(tmp_path / "a")).execute(progress=False)
+
+    broken = Run(config, ResultStore(tmp_path / "b"))
+    train_step = broken.train_step
+
+    def interrupted():
+        if broken.step == 25:  # five updates past the checkpoint at 20, mid-way between refreshes
+            raise KeyboardInterrupt
+        return train_step()
+    broken.train_step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        broken.execute(progress=False)
+    resumed = Run(config, ResultStore(tmp_path / "b")).execute(resume=True, progress=False)
+
+    def records(result):
+        lines = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines]
+    assert records(resumed) == records(whole)
+    assert resumed.summary["test_metric"] == whole.summary["test_metric"]
+    refreshes = [r for record in records(whole) for r in record["sampler_refreshes"]]
+    assert [r["update"] for r in refreshes] == [0, 7, 14, 21, 28, 35]
+    assert all(r["pool"] == 60 and r["in_band"] + r["filled"] >= 8 for r in refreshes)
