@@ -49,7 +49,7 @@ def sgr_setup(size=30, **options):
     torch.manual_seed(0)
     task = make_task("adding", seq_len=10, variant="cn2016", train_size=size)
     model = SequenceModel(make_cell("srn", task.input_size, 8), task.output_size, task.readout)
-    return task, model, SamplerConfig(name="sgr", pool_size=None, **options)
+    return task, model, SamplerConfig(name="sgr", pool_size=None, **{"min_eligible": 5, **options})
 
 
 def log_rho_all(task, model):
@@ -122,7 +122,7 @@ def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path)
     config = RunConfig().with_overrides([
         "task.variant=cn2016", "task.seq_len=10", "task.train_size=200", "task.val_size=50", "task.test_size=50",
         "cell.name=srn", "cell.hidden_size=8", "sampler.name=sgr", "sampler.pool_size=60", "sampler.refresh_every=7",
-        "sampler.log10_rho_min=-1.5", "sampler.log10_rho_max=0", "optimizer.name=sgd", "optimizer.lr=0.05",
+        "sampler.log10_rho_min=-1.5", "sampler.log10_rho_max=0", "sampler.min_eligible=8", "optimizer.name=sgd", "optimizer.lr=0.05",
         "optimizer.momentum=0.9", "train.steps=40", "train.eval_every=10", "train.checkpoint_every=20",
         "train.batch_size=8", "train.profile_examples=8", "train.stop_when_solved=false"])
     whole = Run(config, ResultStore(tmp_path / "a")).execute(progress=False)
@@ -147,3 +147,20 @@ def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path)
     refreshes = [r for record in records(whole) for r in record["sampler_refreshes"]]
     assert [r["update"] for r in refreshes] == [0, 7, 14, 21, 28, 35]
     assert all(r["pool"] == 60 and r["in_band"] + r["filled"] >= 8 for r in refreshes)
+
+
+def test_report_tables_and_plots_the_refreshes(tmp_path):
+    from longdeps.experiment import run_experiment
+    from longdeps.report import write_report
+
+    config = RunConfig().with_overrides([
+        "task.variant=cn2016", "task.seq_len=10", "task.train_size=100", "task.val_size=50", "task.test_size=50",
+        "cell.name=srn", "cell.hidden_size=8", "sampler.name=sgr", "sampler.pool_size=50", "sampler.refresh_every=5",
+        "sampler.log10_rho_min=-1", "sampler.min_eligible=8", "train.steps=20", "train.eval_every=10", "train.batch_size=8", "train.profile_examples=8"])
+    run_experiment(config, tmp_path, progress=False, suite="tiny")
+    run_experiment(config.with_overrides(["sampler.name=uniform"]), tmp_path, progress=False, suite="tiny")
+    text = write_report(ResultStore(tmp_path), tmp_path / "report", suite="tiny").read_text()
+    table = text.split("## Sampler refreshes")[1].split("![")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| sampler=")]
+    assert len(rows) == 1 and rows[0].startswith("| sampler=sgr | [-1.0, 0.0] | 4 |")
+    assert (tmp_path / "report" / "sampler_refreshes.png").stat().st_size > 0

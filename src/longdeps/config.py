@@ -87,9 +87,10 @@ class SamplerConfig:
     early_step: int = 0  #: sgr: k0, the 0-based step whose gradient norm rho compares with the last step's
     refresh_every: int = 50  #: sgr: updates between two estimates (a new pool each time)
     pool_size: int | None = 1000  #: sgr: training examples drawn and estimated at each refresh (None: all)
-    #: sgr: when fewer pool examples lie in the band, the batch is drawn from this many
-    #: examples closest to the band instead (None: the batch size)
-    min_eligible: int | None = None
+    #: sgr: when fewer pool examples lie in the band, batches are drawn from this many examples
+    #: closest to the band instead (at least the batch size; 250 keeps the 1000 draws between two
+    #: refreshes of the C&N set-up from repeating an example more than about 4 times)
+    min_eligible: int = 250
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ plots it cites:
   its last value), and the metric against training wall time;
 - ``gradient_profile.png``: ``||dL/dh_t||`` against the time step ``t`` at
   the first and the last evaluation, the mean over seeds, on a log scale:
-  how much error signal from the loss reaches each step.
+  how much error signal from the loss reaches each step;
+- ``sampler_refreshes.png`` (runs whose sampler records refreshes, ``sgr``):
+  the fraction of each refresh pool inside the band and the quantiles of
+  log10 rho against updates, the mean over seeds.
 """
 
 from __future__ import annotations
@@ -152,6 +155,56 @@ def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
     plt.close(fig)
 
 
+def refreshes_of(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run's sampler refresh records, in order, from its evaluation records."""
+    return [r for record in evals for r in record.get("sampler_refreshes", [])]
+
+
+def sampler_table(settings: list[Setting]) -> list[str]:
+    """Markdown lines: what the sampler's refreshes found, per setting that records them."""
+    lines = ["## Sampler refreshes", "",
+             "| setting | band (log10 rho) | refreshes per run | pool in band, first refresh | pool in band, last refresh "
+             "| refreshes that filled | median log10 rho, first refresh | median log10 rho, last refresh |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in settings:
+        runs = [refreshes_of(evals) for evals in s.evals if refreshes_of(evals)]
+        if not runs:
+            continue
+        filled = sum(r["filled"] > 0 for refreshes in runs for r in refreshes)
+        lines.append(
+            f"| {s.label} | [{runs[0][0]['band'][0]}, {runs[0][0]['band'][1]}] | {mean_std([len(r) for r in runs], '{:.0f}')} "
+            f"| {mean_std([r[0]['eligible_fraction'] for r in runs], '{:.2f}')} "
+            f"| {mean_std([r[-1]['eligible_fraction'] for r in runs], '{:.2f}')} "
+            f"| {filled}/{sum(map(len, runs))} | {mean_std([r[0]['log10_rho_quantiles']['q50'] for r in runs], '{:.2f}')} "
+            f"| {mean_std([r[-1]['log10_rho_quantiles']['q50'] for r in runs], '{:.2f}')} |")
+    return lines + ["", "![sampler refreshes](sampler_refreshes.png)", ""] if len(lines) > 4 else []
+
+
+def plot_sampler_refreshes(settings: list[Setting], path: Path) -> None:
+    """Fraction of the pool in the band, and log10 rho quantiles, against updates (mean over seeds)."""
+    fig, (ax_fraction, ax_rho) = plt.subplots(1, 2, figsize=(13, 4))
+    for setting in settings:
+        runs = [refreshes_of(evals) for evals in setting.evals if refreshes_of(evals)]
+        if not runs:
+            continue
+        length = min(map(len, runs))
+        updates = [r["update"] for r in runs[0][:length]]
+        fraction = np.mean([[r["eligible_fraction"] for r in refreshes[:length]] for refreshes in runs], axis=0)
+        line, = ax_fraction.plot(updates, fraction, label=f"{setting.label} (n={len(runs)})")
+        for key, style in (("q05", ":"), ("q50", "-"), ("q95", ":")):
+            ax_rho.plot(updates, np.mean([[r["log10_rho_quantiles"][key] for r in refreshes[:length]] for refreshes in runs],
+                                         axis=0), style, color=line.get_color())
+        for bound in runs[0][0]["band"]:
+            ax_rho.axhline(bound, color=line.get_color(), linewidth=0.5, alpha=0.5)
+    ax_fraction.set(xlabel="updates", ylabel="fraction of the pool in the band", ylim=(0, 1.02),
+                    title="Examples eligible at each refresh")
+    ax_rho.set(xlabel="updates", ylabel="log10 rho", title="log10 rho: median (solid), 5% and 95% (dotted); band (thin)")
+    ax_fraction.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def paper_table(settings: list[Setting], paper: list[dict[str, Any]], metric: str) -> list[str]:
     """Markdown lines: each published figure beside ours, for every setting its ``setting`` fields match."""
     lines = ["## Published figures beside ours", "",
@@ -215,8 +268,12 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
     lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights.", ""]
     if paper:
         lines += paper_table(settings, paper, metric)
+    refreshes = sampler_table(settings)
+    lines += refreshes
     lines += ["![learning curves](learning_curves.png)", "", "![gradient profile](gradient_profile.png)", "",
               "Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
     plot_learning_curves(settings, metric, out / "learning_curves.png")
     plot_gradient_profiles(settings, out / "gradient_profile.png")
+    if refreshes:
+        plot_sampler_refreshes(settings, out / "sampler_refreshes.png")
     return lines

@@ -17,7 +17,7 @@ batches until the next refresh are drawn from them (shuffled passes, or
 independent draws with ``replacement``). An example left out now is
 estimated again whenever a later pool holds it, so it re-enters once its
 rho moves into the band. When fewer than ``min_eligible`` (at least the
-batch size) pool examples are in the band, the batches are drawn from
+batch size; all of the pool at most) pool examples are in the band, the batches are drawn from
 that many examples closest to the band (distance in log10 rho, 0 inside),
 and the refresh records how many were filled in this way.
 
@@ -94,7 +94,7 @@ class SGRSampler(UniformSampler):
         pool = torch.randperm(self.task.train_size, generator=generator)[:self.pool_size]
         log_rho = self.estimate(pool)
         inside = (log_rho >= low) & (log_rho <= high)
-        need = min(max(self.config.min_eligible or 0, batch_size), self.pool_size)
+        need = min(max(self.config.min_eligible, batch_size), self.pool_size)
         in_band = int(inside.sum())
         if in_band >= need:
             self.eligible, filled = pool[inside], 0
