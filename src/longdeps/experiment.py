@@ -4,7 +4,8 @@ A training step: the sampler draws a batch, the continuation schedule sets
 the smoothing level, the gradient estimator fills ``.grad``, gradients are
 clipped, the optimiser steps. Every ``eval_every`` updates the model is scored
 on the fixed validation set and the per-step gradient profile
-``||dL/dh_t||`` is taken on a fixed probe batch; every ``checkpoint_every``
+``||dL/dh_t||`` is taken on a fixed probe batch (the record also holds what
+the sampler reports, e.g. ``sgr``'s refreshes); every ``checkpoint_every``
 updates the whole training state (weights, optimiser, random generators,
 history) is saved atomically, so ``resume`` continues exactly where the
 checkpoint left off. At the end the best-validation weights are scored on
