@@ -162,5 +162,5 @@ def test_report_tables_and_plots_the_refreshes(tmp_path):
     text = write_report(ResultStore(tmp_path), tmp_path / "report", suite="tiny").read_text()
     table = text.split("## Sampler refreshes")[1].split("![")[0]
     rows = [line for line in table.splitlines() if line.startswith("| sampler=")]
-    assert len(rows) == 1 and rows[0].startswith("| sampler=sgr | [-1.0, 0.0] | 4 |")
+    assert len(rows) == 1 and rows[0].startswith("| sampler=sgr | [-1.0, 0.5] | 4 |")
     assert (tmp_path / "report" / "sampler_refreshes.png").stat().st_size > 0

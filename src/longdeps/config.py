@@ -81,9 +81,10 @@ class SamplerConfig:
     name: str = "uniform"  #: uniform | sgr
     replacement: bool = False  #: finite training sets: independent draws instead of shuffled passes
     #: sgr: the safe band [rho_min, rho_max] of the long-term gradient ratio
-    #: rho_i = ||dL_i/dh_k0|| / ||dL_i/dh_T|| (unit output deltas), as log10 rho
-    log10_rho_min: float = -3.0
-    log10_rho_max: float = 0.0
+    #: rho_i = ||dL_i/dh_k0|| / ||dL_i/dh_T|| (unit output deltas), as log10 rho; the default
+    #: is the best of the validation sweep benchmarks/sgr-band.yaml (docs/results/sgr/band)
+    log10_rho_min: float = -3.5
+    log10_rho_max: float = 0.5
     early_step: int = 0  #: sgr: k0, the 0-based step whose gradient norm rho compares with the last step's
     refresh_every: int = 50  #: sgr: updates between two estimates (a new pool each time)
     pool_size: int | None = 1000  #: sgr: training examples drawn and estimated at each refresh (None: all)
