@@ -26,7 +26,7 @@ FIGURES = ("test_metric", "best_val_metric", "test_loss")
 def spread(values: list[float], fmt: str) -> str:
     if len(values) < 2:
         return fmt.format(values[0]) if values else "–"
-    return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(statistics.stdev(values))}"
+    return f"{fmt.format(statistics.fmean(values))} ± {fmt.replace('+', '').format(statistics.stdev(values))}"
 
 
 def main() -> None:

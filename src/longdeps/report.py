@@ -133,9 +133,9 @@ def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> No
 
 
 def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for setting in settings:
-        color = None
+    fig, ax = plt.subplots(figsize=(12, 5))
+    colors = plt.get_cmap("tab20" if len(settings) > 10 else "tab10").colors
+    for setting, color in zip(settings, colors * (1 + len(settings) // len(colors))):
         for which, style in ((0, "--"), (-1, "-")):
             profiles = [evals[which]["grad_profile"] for evals in setting.evals if evals]
             if not profiles:
@@ -144,12 +144,11 @@ def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
             mean = np.mean([p[-length:] for p in profiles], axis=0)
             steps = sorted({evals[which]["step"] for evals in setting.evals if evals})
             when = f"update {steps[0]}" if len(steps) == 1 else f"updates {steps[0]}-{steps[-1]}"
-            line, = ax.plot(np.arange(1, length + 1), np.maximum(mean, 1e-30), style, color=color,
-                            label=f"{setting.label} @ {'first' if which == 0 else 'last'} eval ({when})")
-            color = line.get_color()
+            ax.plot(np.arange(1, length + 1), np.maximum(mean, 1e-30), style, color=color,
+                    label=f"{setting.label} @ {'first' if which == 0 else 'last'} eval ({when})")
     ax.set(xlabel="time step t", ylabel="||dL/dh_t|| (mean over probe examples)", yscale="log",
            title="Error signal reaching each time step")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
