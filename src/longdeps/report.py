@@ -90,11 +90,13 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
 
 
 def setting_details(settings: list[Setting]) -> list[str]:
-    """Markdown bullets with the differing fields that the labels leave out (none when labels say it all)."""
+    """Markdown bullets with the differing fields that the labels leave out, unset ones (None)
+    omitted; none when the labels say it all."""
     varying = [f for f in settings[0].config if len({json.dumps(s.config.get(f)) for s in settings}) > 1]
     lines = []
     for s in settings:
-        rest = [f"{_short(f)}={s.config[f]}" for f in varying if f"{_short(f)}={s.config[f]}" not in s.label.split(", ")]
+        rest = [f"{_short(f)}={s.config[f]}" for f in varying
+                if s.config[f] is not None and f"{_short(f)}={s.config[f]}" not in s.label.split(", ")]
         if rest:
             lines.append(f"- {s.label}: {', '.join(rest)}")
     return ["Settings in full (the fields that differ):", "", *lines, ""] if lines else []
