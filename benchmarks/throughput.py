@@ -6,6 +6,10 @@ Prints a table of milliseconds and ratios to the native reference, and stores
 the figures as JSON.
 
     python benchmarks/throughput.py [--lengths 100 784 1000] [--repeats 7] [--out FILE]
+    python benchmarks/throughput.py --lengths 1000 --batch 128 --hidden 138 --variants asrnn orthrnn
+
+``--variants`` times only the named ones (and the native references they are
+compared with).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ def variants(hidden: int) -> dict[str, tuple[torch.nn.Module, str]]:
         "nn.RNN (tanh)": (torch.nn.RNN(1, hidden), "nn.RNN (tanh)"),
         "srn": (make_cell("srn", 1, hidden), "nn.RNN (tanh)"),
         "srn, step loop": (make_cell("srn", 1, hidden, native=False), "nn.RNN (tanh)"),
+        "asrnn": (make_cell("asrnn", 1, hidden), "nn.RNN (tanh)"),
+        "orthrnn": (make_cell("orthrnn", 1, hidden), "nn.RNN (tanh)"),
         "nn.LSTM": (torch.nn.LSTM(1, hidden), "nn.LSTM"),
         "lstm": (make_cell("lstm", 1, hidden), "nn.LSTM"),
         "lstm, step loop": (make_cell("lstm", 1, hidden, native=False), "nn.LSTM"),
@@ -59,12 +65,15 @@ def train_step(module: torch.nn.Module, x: torch.Tensor) -> None:
     out[-1].square().sum().backward()
 
 
-def measure(lengths: list[int], batch: int, hidden: int, repeats: int) -> list[dict]:
+def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: list[str] | None = None) -> list[dict]:
     rows = []
     for steps in lengths:
         torch.manual_seed(0)
         x = torch.randn(steps, batch, 1)
         mods = variants(hidden)
+        if only:
+            keep = set(only) | {mods[name][1] for name in only}
+            mods = {name: entry for name, entry in mods.items() if name in keep}
         times: dict[str, list[float]] = {name: [] for name in mods}
         for name, (module, _) in mods.items():  # warm-up
             train_step(module, x)
@@ -87,9 +96,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--variants", nargs="+", choices=list(variants(1)), metavar="NAME",
+                        help="time only these (and their native references); default: all")
     parser.add_argument("--out", default="longdeps-results/benchmarks/throughput.json")
     args = parser.parse_args()
-    rows = measure(args.lengths, args.batch, args.hidden, args.repeats)
+    rows = measure(args.lengths, args.batch, args.hidden, args.repeats, args.variants)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, hidden {args.hidden}, "
           f"median of {args.repeats}")
     print(f"{'T':>5}  {'variant':18s} {'ms':>9}  ratio to native")

@@ -13,6 +13,7 @@ import yaml
 from longdeps import LongdepsError
 from longdeps.cli import main
 from longdeps.config import RunConfig
+from longdeps.report import write_report
 from longdeps.store import ResultStore
 from longdeps.sweep import LocalPool, RayExecutor, Sequential, load_suite, run_suite, summary_table
 
@@ -71,10 +72,22 @@ def test_a_grid_entry_may_set_several_fields_of_a_section_together(tmp_path):
         "gradient.name=bptt, cell.name=srn", "gradient.name=tbptt, gradient.truncation=2, cell.name=srn"]
 
 
+def test_a_labelled_grid_entry_sets_fields_of_several_sections_together(tmp_path):
+    grid = {"model": [{"cell": {"name": "lstm", "hidden_size": 6}, "optimizer": {"lr": 0.005}},
+                      {"cell": {"name": "srn"}, "gradient": {"clip_norm": 10}}],
+            "task.seq_len": [5, 7]}
+    suite = load_suite(str(write_suite(tmp_path, "models", grid=grid, seeds=[0])))
+    configs = suite.configs()
+    assert [(c.cell.name, c.cell.hidden_size, c.optimizer.lr, c.gradient.clip_norm, c.task.seq_len) for c in configs] == [
+        ("lstm", 6, 0.005, None, 5), ("lstm", 6, 0.005, None, 7),
+        ("srn", 8, 0.001, 10.0, 5), ("srn", 8, 0.001, 10.0, 7)]
+
+
 @pytest.mark.parametrize("extra, message", [
     ({"grids": {}}, "unknown suite key(s) grids"),
     ({"grid": {"cell.hidden_size": ["wide"]}}, "cell.hidden_size must be int, got 'wide'"),
     ({"seeds": [0, 0]}, "seeds must be distinct"),
+    ({"grid": {"model": ["lstm"]}}, "grid key 'model' is not a config section"),
     ({"paper": [{"setting": {"cell.name": "lstm"}, "metric": "accuracy", "value": 1, "source": "x"}]},
      "paper metric 'accuracy' is not one of"),
     ({"paper": [{"setting": {"cell.name": "lstm"}, "value": 1}]}, "a paper entry needs exactly the keys"),
@@ -233,3 +246,22 @@ def test_help_names_the_executors_and_the_sweep_flag(command, capsys):
     out = capsys.readouterr().out
     assert exit.value.code == 0 and out.startswith(f"usage: longdeps {command}")
     assert ("--sweep NAME" in out) if command == "report" else ("--ray-address ADDRESS" in out and "--sequential" in out)
+
+
+def test_report_has_a_section_per_task_and_labels_models_by_their_cell(tmp_path):
+    grid = {"model": [{"cell": {"name": "srn", "hidden_size": 6}}, {"cell": {"name": "lstm", "hidden_size": 4}}],
+            "task.seq_len": [5, 7]}
+    paper = [{"setting": {"cell.name": "lstm", "task.seq_len": 7}, "metric": "test_loss", "value": 0.1, "source": "p"}]
+    suite = load_suite(str(write_suite(tmp_path, "sections", grid=grid, seeds=[0], paper=paper)))
+    run_suite(suite, tmp_path / "res", Sequential(threads=1), progress=False)
+    text = write_report(ResultStore(tmp_path / "res"), tmp_path / "out", "sections", paper=suite.paper).read_text()
+    sections = text.split("## adding/arjovsky2016 T=")[1:]
+    assert [s[:1] for s in sections] == ["5", "7"]
+    for section in sections:
+        # one label field (the cell) tells the two models apart; the hidden size is listed below the table
+        assert "| cell=srn | 1 |" in section and "| cell=lstm | 1 |" in section and "- cell=srn: hidden_size=6" in section
+        assert "Memoryless baseline loss: 0.1667" in section and "| test loss / memoryless |" in section
+    assert "Published figures" not in sections[0] and "| cell=lstm | test loss | 0.1 | " in sections[1]
+    for slug in ("adding-arjovsky2016-t-5", "adding-arjovsky2016-t-7"):
+        assert (tmp_path / "out" / f"learning_curves-{slug}.png").exists()
+        assert f"(gradient_profile-{slug}.png)" in text

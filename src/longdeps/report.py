@@ -20,6 +20,7 @@ plots it cites:
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,19 +70,39 @@ def _short(field: str) -> str:
 
 
 def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
-    """Group ``runs`` by config minus seed; labels name the fields that differ between groups."""
+    """Group ``runs`` by config minus seed.
+
+    A label names the fewest differing fields (``*.name`` fields first) that tell
+    the groups apart, e.g. ``cell=asrnn`` when each cell comes with its own
+    hidden size and learning rate; ``Setting.config`` keeps every field.
+    """
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         key = json.dumps(_without_seed(json.loads(run["config"])), sort_keys=True)
         groups.setdefault(key, []).append(run)
     flat = {key: {f"{s}.{k}": v for s, values in json.loads(key).items() for k, v in values.items()} for key in groups}
     varying = [f for f in next(iter(flat.values()), {}) if len({json.dumps(c.get(f)) for c in flat.values()}) > 1]
-    settings = []
-    for key, members in groups.items():
-        fields = varying or ["cell.name"]
-        label = ", ".join(f"{_short(f)}={flat[key][f]}" for f in fields)
-        settings.append(Setting(label, flat[key], members, [store.evals(r["run_id"]) for r in members]))
-    return settings
+    fields: list[str] = []
+    for f in sorted(varying, key=lambda f: not f.endswith(".name")):
+        distinct = len({json.dumps([c.get(g) for g in fields]) for c in flat.values()})
+        if len({json.dumps([c.get(g) for g in fields + [f]]) for c in flat.values()}) > distinct:
+            fields.append(f)
+    return [Setting(", ".join(f"{_short(f)}={flat[key][f]}" for f in fields or ["cell.name"]), flat[key], members,
+                    [store.evals(r["run_id"]) for r in members])
+            for key, members in groups.items()]
+
+
+def setting_details(settings: list[Setting]) -> list[str]:
+    """Markdown bullets with the differing fields that the labels leave out, unset ones (None)
+    omitted; none when the labels say it all."""
+    varying = [f for f in settings[0].config if len({json.dumps(s.config.get(f)) for s in settings}) > 1]
+    lines = []
+    for s in settings:
+        rest = [f"{_short(f)}={s.config[f]}" for f in varying
+                if s.config[f] is not None and f"{_short(f)}={s.config[f]}" not in s.label.split(", ")]
+        if rest:
+            lines.append(f"- {s.label}: {', '.join(rest)}")
+    return ["Settings in full (the fields that differ):", "", *lines, ""] if lines else []
 
 
 def mean_std(values: list[float | None], fmt: str = "{:.3g}") -> str:
@@ -159,9 +180,10 @@ def refreshes_of(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for record in evals for r in record.get("sampler_refreshes", [])]
 
 
-def sampler_table(settings: list[Setting]) -> list[str]:
-    """Markdown lines: what the sampler's refreshes found, per setting that records them."""
-    lines = ["## Sampler refreshes", "",
+def sampler_table(settings: list[Setting], heading: str, image: str) -> list[str]:
+    """Markdown lines: what the sampler's refreshes found, per setting that records them, and the
+    plot ``image``; none when no setting records refreshes."""
+    lines = [f"{heading} Sampler refreshes", "",
              "| setting | band (log10 rho) | refreshes per run | pool in band, first refresh | pool in band, last refresh "
              "| refreshes that filled | median log10 rho, first refresh | median log10 rho, last refresh |",
              "|---|---|---|---|---|---|---|---|"]
@@ -176,7 +198,7 @@ def sampler_table(settings: list[Setting]) -> list[str]:
             f"| {mean_std([r[-1]['eligible_fraction'] for r in runs], '{:.2f}')} "
             f"| {filled}/{sum(map(len, runs))} | {mean_std([r[0]['log10_rho_quantiles']['q50'] for r in runs], '{:.2f}')} "
             f"| {mean_std([r[-1]['log10_rho_quantiles']['q50'] for r in runs], '{:.2f}')} |")
-    return lines + ["", "![sampler refreshes](sampler_refreshes.png)", ""] if len(lines) > 4 else []
+    return lines + ["", f"![sampler refreshes]({image})", ""] if len(lines) > 4 else []
 
 
 def plot_sampler_refreshes(settings: list[Setting], path: Path) -> None:
@@ -204,9 +226,9 @@ def plot_sampler_refreshes(settings: list[Setting], path: Path) -> None:
     plt.close(fig)
 
 
-def paper_table(settings: list[Setting], paper: list[dict[str, Any]], metric: str) -> list[str]:
+def paper_table(settings: list[Setting], paper: list[dict[str, Any]], metric: str, heading: str = "##") -> list[str]:
     """Markdown lines: each published figure beside ours, for every setting its ``setting`` fields match."""
-    lines = ["## Published figures beside ours", "",
+    lines = [f"{heading} Published figures beside ours", "",
              "| setting | figure | paper | ours (mean ± std, n) | source |", "|---|---|---|---|---|"]
     for entry in paper:
         label, value = PAPER_METRICS[entry["metric"]]
@@ -225,6 +247,7 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
                  description: str = "", paper: list[dict[str, Any]] | None = None) -> Path:
     """Write ``report.md`` and its plots under ``out``; returns the markdown path.
 
+    Runs on different tasks (name, variant or length) get a section each.
     ``paper``: a suite's published figures (``Suite.paper`` entries), tabled beside ours.
     """
     every = store.runs(suite=suite)
@@ -236,9 +259,18 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
     lines = [f"# {title}", ""]
     if description:
         lines += [description.strip(), ""]
-    if runs:
-        lines += finished_section(store, runs, paper or [], out)
-    else:
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_task.setdefault(f"{r['task']}/{r['variant']} T={r['seq_len']}", []).append(r)
+    for task, task_runs in by_task.items():
+        if len(by_task) > 1:
+            lines += [f"## {task}", ""]
+        slug = "" if len(by_task) == 1 else "-" + re.sub(r"[^A-Za-z0-9]+", "-", task).strip("-").lower()
+        config = json.loads(task_runs[0]["config"])["task"]
+        relevant = [e for e in paper or [] if all(config.get(k.split(".", 1)[1]) == v
+                                                   for k, v in e["setting"].items() if k.startswith("task."))]
+        lines += finished_section(store, task_runs, relevant, out, slug)
+    if not runs:
         lines += [f"No finished runs in {store.root}.", ""]
     if failed:
         lines += ["## Failed runs", ""] + [f"- `{r['run_id']}` ({r['cell']}, seed {r['seed']}): {r['error']}" for r in failed]
@@ -246,33 +278,42 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
     return out / "report.md"
 
 
-def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list[dict[str, Any]], out: Path) -> list[str]:
-    """The comparison table, published figures and plots (written to ``out``) of the finished ``runs``."""
+def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list[dict[str, Any]], out: Path,
+                     slug: str = "") -> list[str]:
+    """The comparison table, published figures and plots (written to ``out``, file names ending in
+    ``slug``) of the finished ``runs`` of one task."""
     settings = group_runs(store, runs)
     metrics = sorted({r["metric"] for r in runs})
     metric = metrics[0] if len(metrics) == 1 else "metric"
     tasks = sorted({f"{r['task']}/{r['variant']} T={r['seq_len']}" for r in runs})
-    rules = sorted({json.loads((store.run_dir(r["run_id"]) / "result.json").read_text()).get("solved_rule", "")
-                    for r in runs if (store.run_dir(r["run_id"]) / "result.json").exists()})
+    results = [json.loads(path.read_text()) for r in runs if (path := store.run_dir(r["run_id"]) / "result.json").exists()]
+    rules = sorted({result.get("solved_rule", "") for result in results})
+    memoryless = results[0].get("baseline", {}).get("loss") if results else None
 
-    lines = [f"Task: {', '.join(tasks)}. Solved when: {'; '.join(r for r in rules if r) or 'n/a'}.", "",
-             f"| setting | runs | solved | updates to solve | best val {metric} | test {metric} | test loss | wall time per run (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"Task: {', '.join(tasks)}. Solved when: {'; '.join(r for r in rules if r) or 'n/a'}."
+             + (f" Memoryless baseline loss: {memoryless:.4g} (the best a model that ignores its inputs can do)."
+                if memoryless else ""), "",
+             f"| setting | runs | solved | updates to solve | best val {metric} | test {metric} | test loss "
+             + ("| test loss / memoryless " if memoryless else "") + "| wall time per run (s) |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if memoryless else "")]
     for s in settings:
         solved = [r for r in s.runs if r["solved"]]
+        ratio = f"| {mean_std([r['test_loss'] / memoryless for r in s.runs])} " if memoryless else ""
         lines.append(
             f"| {s.label} | {len(s.runs)} | {len(solved)}/{len(s.runs)} | {mean_std([r['solved_step'] for r in solved], '{:.0f}')} "
             f"| {mean_std([r['best_val_metric'] for r in s.runs])} | {mean_std([r['test_metric'] for r in s.runs])} "
-            f"| {mean_std([r['test_loss'] for r in s.runs])} | {mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
+            f"| {mean_std([r['test_loss'] for r in s.runs])} {ratio}| {mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
     lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights.", ""]
+    lines += setting_details(settings)
     if paper:
-        lines += paper_table(settings, paper, metric)
-    refreshes = sampler_table(settings)
-    lines += refreshes
-    lines += ["![learning curves](learning_curves.png)", "", "![gradient profile](gradient_profile.png)", "",
+        lines += paper_table(settings, paper, metric, "###" if slug else "##")
+    curves, profile, refreshes = f"learning_curves{slug}.png", f"gradient_profile{slug}.png", f"sampler_refreshes{slug}.png"
+    sampler_lines = sampler_table(settings, "###" if slug else "##", refreshes)
+    lines += sampler_lines
+    lines += [f"![learning curves]({curves})", "", f"![gradient profile]({profile})", "",
               "Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
-    plot_learning_curves(settings, metric, out / "learning_curves.png")
-    plot_gradient_profiles(settings, out / "gradient_profile.png")
-    if refreshes:
-        plot_sampler_refreshes(settings, out / "sampler_refreshes.png")
+    plot_learning_curves(settings, metric, out / curves)
+    plot_gradient_profiles(settings, out / profile)
+    if sampler_lines:
+        plot_sampler_refreshes(settings, out / refreshes)
     return lines

@@ -10,6 +10,8 @@ A suite file (YAML)::
       gradient: [{name: bptt}, {name: tbptt, truncation: 1}]   # a section -> fields set together
       cell.name: [srn, lstm]
       optimizer.lr: [0.01, 0.001]
+      model:                    # any other key: sections set together
+        - {cell: {name: lstm, hidden_size: 68}, optimizer: {lr: 0.001}}
     seeds: [0, 1, 2]
     paper:                      # optional: published figures, shown beside ours in the report
       - setting: {cell.name: lstm}          # the grid points it applies to
@@ -58,7 +60,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from longdeps.config import RunConfig, read_mapping
+from longdeps.config import SECTIONS, RunConfig, read_mapping
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
 from longdeps.report import PAPER_METRICS, mean_std
@@ -74,10 +76,23 @@ def _override(key: str, value: Any) -> str:
 
 
 def _grid_overrides(key: str, value: Any) -> list[str]:
-    """One grid entry as overrides: ``section.key: value``, or ``section: {key: value, ...}``
-    for fields that go together (e.g. ``gradient: [{name: bptt}, {name: tbptt, truncation: 1}]``)."""
+    """One grid entry as overrides.
+
+    - ``section.key: value``: one field;
+    - ``section: {key: value, ...}``: fields of one section set together
+      (e.g. ``gradient: [{name: bptt}, {name: tbptt, truncation: 1}]``);
+    - ``LABEL: {section: {key: value}, ...}`` under any key that is not a config
+      section: fields of several sections set together, e.g. a model with its own
+      optimiser settings (``model: [{cell: {name: lstm}, optimizer: {lr: 0.001}}]``).
+    """
+    section = key.split(".")[0]
+    if section not in SECTIONS:
+        if not isinstance(value, dict):
+            raise LongdepsError(f"grid key {key!r} is not a config section, so each of its entries must be a mapping "
+                                f"of sections to fields, got {value!r}")
+        return [o for k, v in value.items() for o in _grid_overrides(k, v)]
     if isinstance(value, dict):
-        return [_override(f"{key}.{k}", v) for k, v in value.items()]
+        return [o for k, v in value.items() for o in _grid_overrides(f"{key}.{k}", v)]
     return [_override(key, value)]
 
 
