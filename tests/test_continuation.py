@@ -147,3 +147,23 @@ def test_smoothing_changes_training_and_sigma_zero_changes_nothing(tmp_path):
     strip = [{k: v for k, v in r.items() if k != "smoothing"} for r in records(plain)]
     assert [{k: v for k, v in r.items() if k != "smoothing"} for r in records(zero)] == strip
     assert records(smoothed)[0]["train_loss"] != strip[0]["train_loss"]
+
+
+def test_report_tables_time_to_target_and_plots_sigma(tmp_path, monkeypatch):
+    from longdeps.report import group_runs, smoothing_keys, write_report
+    from longdeps.tasks.synthetic import AddingTask
+
+    monkeypatch.setattr(AddingTask, "solved", lambda self, summary: True)
+    for name in ("none", "diffusion"):
+        run_experiment(RunConfig().with_overrides(SMALL + [f"continuation.name={name}"]), tmp_path, progress=False)
+    store = ResultStore(tmp_path)
+    text = write_report(store, tmp_path / "report").read_text()
+    settings = group_runs(store, store.runs())
+    assert smoothing_keys(settings) == ["sigma"] and (tmp_path / "report" / "learning_curves.png").exists()
+    for setting in settings:
+        (evals,) = setting.evals
+        first = next(r for r in evals if r["solved"])
+        epochs = first["step"] * 16 / 96
+        ms = 1000 * evals[-1]["wall_time"] / 40
+        assert (f"| {setting.label} | 1/1 | {first['step']} | {epochs:.1f} | {first['wall_time']:.1f} | {ms:.1f} |"
+                in text), text
