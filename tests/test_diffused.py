@@ -157,3 +157,26 @@ def test_cells_without_a_diffused_form_are_rejected_by_name(make, name):
 def test_negative_sigma_is_rejected():
     with pytest.raises(LongdepsError, match="smoothing sigma must be >= 0, got -0.1"):
         SRN(2, 3).set_smoothing(-0.1)
+
+
+@pytest.mark.parametrize("make", [lambda: SRN(2, 5), lambda: LSTM(2, 5), lambda: GRU(2, 5)])
+def test_smoothed_cells_go_through_dsf_which_at_zero_feedback_is_truncated_bptt(make):
+    from longdeps.gradients import make_estimator
+    from longdeps.model import SequenceModel
+    from longdeps.tasks import make_task
+
+    task = make_task("adding", 10, None, val_size=10, test_size=10)
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = SequenceModel(make(), task.output_size, task.readout)
+    model.cell.set_smoothing(0.3)
+    grads = []
+    for estimator in (make_estimator("dsf", None, 5, 0, (0.0, 0.0)), make_estimator("tbptt", 1, 5, 0, (0.0, 1.0))):
+        model.zero_grad()
+        estimator.backward(model, batch, task)
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+    model.cell.set_smoothing(0.0)
+    model.zero_grad()
+    make_estimator("tbptt", 1, 5, 0, (0.0, 1.0)).backward(model, batch, task)
+    assert not all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grads[1], model.parameters()))
