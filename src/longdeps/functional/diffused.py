@@ -34,7 +34,7 @@ def tanh(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
 
 
 def erf(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
-    """Exact: P(g < x + s eps) with g ~ N(0, 1/2) is P(g - s eps < x), and g - s eps ~ N(0, 1/2 + s^2)."""
+    """Exact: erf(x) = 2 P(g < x) - 1 with g ~ N(0, 1/2), and averaged over eps, g - s eps ~ N(0, 1/2 + s^2)."""
     return torch.erf(x / torch.sqrt(1 + 2 * torch.as_tensor(s, dtype=x.dtype) ** 2))
 
 
