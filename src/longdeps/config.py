@@ -96,7 +96,17 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class ContinuationConfig:
-    name: str = "none"
+    """How the objective is smoothed over training, and the schedule of its level sigma
+    (see ``longdeps.continuation``): ``stages`` stages of ``stage_length`` each, from
+    ``sigma0`` down by ``shape``, then sigma = 0 to the end."""
+
+    name: str = "none"  #: none | diffusion (closed-form diffused cell) | weight-noise (noise on the cell's weights)
+    sigma0: float = 0.1  #: sigma of the first stage (std of the Gaussian over each weight)
+    shape: str = "geometric"  #: geometric (sigma0 * ratio^k) | linear | cosine (both reach 0 after the last stage)
+    ratio: float = 0.5  #: geometric: factor from one stage to the next
+    stages: int = 4  #: stages with sigma > 0 before the final stage at 0
+    stage_length: float = 100.0  #: length of each stage, in ``unit``
+    unit: str = "updates"  #: updates | epochs (a finite training set: task.train_size / train.batch_size updates)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """One run: a ``RunConfig`` -> a trained model, metrics, checkpoints and a store row.
 
 A training step: the sampler draws a batch, the continuation schedule sets
-the smoothing level, the gradient estimator fills ``.grad``, gradients are
-clipped, the optimiser steps. Every ``eval_every`` updates the model is scored
+the smoothing level, the gradient estimator fills ``.grad`` (inside the
+continuation's perturbation, if any), gradients are clipped, the optimiser
+steps. Evaluation runs in eval mode, where cells are never smoothed. Every ``eval_every`` updates the model is scored
 on the fixed validation set and the per-step gradient profile
 ``||dL/dh_t||`` is taken on a fixed probe batch (the record also holds what
 the sampler reports, e.g. ``sgr``'s refreshes); every ``checkpoint_every``
@@ -19,6 +20,7 @@ import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -101,7 +103,8 @@ class Run:
         self.estimator = make_estimator(g.name, g.truncation, config.cell.hidden_size, tc.seed,
                                         (g.feedback_low, g.feedback_high))
         self.sampler = make_sampler(config.sampler, self.task, self.model)
-        self.continuation = make_continuation(config.continuation.name)
+        updates_per_epoch = Fraction(self.task.train_size, tc.batch_size) if self.task.train_size else None
+        self.continuation = make_continuation(config.continuation, self.model, updates_per_epoch, tc.seed)
         self.optimizer = make_optimizer(config.optimizer, self.model)
         self.data_generator = seeded_generator("train-batches", tc.seed)
         self.probe = self.task.split("val")[0]
@@ -219,7 +222,8 @@ class Run:
             raise LongdepsError(f"training batch at step {self.step} contains non-finite inputs (nan/inf); run {self.run_id} stopped, "
                                 f"last good checkpoint kept in {self.dir}")
         self.optimizer.zero_grad(set_to_none=True)
-        losses, final = self.estimator.backward(self.model, batch, self.task, self.carry if batch.continues else None)
+        with self.continuation.perturbation(self.model):
+            losses, final = self.estimator.backward(self.model, batch, self.task, self.carry if batch.continues else None)
         loss = float(losses.mean())
         clip = self.config.gradient.clip_norm
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip is not None else float("inf")))
@@ -270,7 +274,7 @@ class Run:
             "step": self.step, "examples_seen": self.examples_seen, "wall_time": round(self.wall_time, 3),
             "train_loss": sum(losses) / len(losses), "grad_norm": sum(norms) / len(norms), "grad_norm_max": max(norms),
             "val": val, "val_metric": val[self.task.metric], "solved": bool(self.task.solved(val)),
-            "grad_profile": [float(v) for v in profile], **smoothing, **self.sampler.statistics(),
+            "grad_profile": [float(v) for v in profile], "smoothing": smoothing, **self.sampler.statistics(),
         }
         self.history.append(record)
         self.store.add_eval(self.run_id, record)

@@ -8,7 +8,9 @@ plots it cites:
 
 - ``learning_curves.png``: validation metric and loss against updates, the
   mean over seeds with a min-max band (a run stopped early when solved keeps
-  its last value), and the metric against training wall time;
+  its last value), the metric against training wall time, and, where the
+  runs log one, each smoothing level of their continuation (e.g. diffusion's
+  sigma) against updates;
 - ``gradient_profile.png``: ``||dL/dh_t||`` against the time step ``t`` at
   the first and the last evaluation, the mean over seeds, on a log scale:
   how much error signal from the loss reaches each step;
@@ -43,7 +45,15 @@ PAPER_METRICS: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] =
     "solved_step": ("updates to solve (solved runs)", lambda r: r["solved_step"] if r["solved"] else None),
     "examples_to_solve": ("training examples to solve (solved runs)",
                           lambda r: r["solved_step"] * json.loads(r["config"])["train"]["batch_size"] if r["solved"] else None),
+    "epochs_to_solve": ("epochs to solve (solved runs)", lambda r: _epochs(r, r["solved_step"]) if r["solved"] else None),
 }
+
+
+def _epochs(run: dict[str, Any], step: int) -> float | None:
+    """Passes over the finite training set in ``step`` updates (None for generated tasks)."""
+    config = json.loads(run["config"])
+    size = config["task"]["train_size"]
+    return step * config["train"]["batch_size"] / size if size else None
 
 
 @dataclass
@@ -128,9 +138,17 @@ def _curve(settings_evals: list[list[dict[str, Any]]], key) -> tuple[np.ndarray,
     return np.array(steps), np.array(rows, dtype=float)
 
 
+def smoothing_keys(settings: list[Setting]) -> list[str]:
+    """The smoothing values the runs' evaluations log (``record["smoothing"]``)."""
+    return sorted({k for s in settings for evals in s.evals for r in evals for k in r.get("smoothing", {})})
+
+
 def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> None:
-    """Validation metric and loss against updates, and the metric against training wall time."""
-    fig, (ax_metric, ax_loss, ax_time) = plt.subplots(1, 3, figsize=(16, 4))
+    """Validation metric and loss against updates, the metric against training wall time,
+    and the logged smoothing values against updates."""
+    keys = smoothing_keys(settings)
+    fig, axes = plt.subplots(1, 4 if keys else 3, figsize=(21 if keys else 16, 4))
+    ax_metric, ax_loss, ax_time = axes[:3]
     for setting in settings:
         steps, values = _curve(setting.evals, lambda r: r["val_metric"])
         if not len(steps):
@@ -143,11 +161,18 @@ def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> No
         ax_loss.fill_between(steps, np.nanmin(losses, axis=0), np.nanmax(losses, axis=0), color=line.get_color(), alpha=0.2)
         _, seconds = _curve(setting.evals, lambda r: r["wall_time"])
         ax_time.plot(np.nanmean(seconds, axis=0), np.nanmean(values, axis=0), color=line.get_color())
+        for key, style in zip(keys, ("-", "--", ":", "-.")):
+            _, level = _curve(setting.evals, lambda r: r.get("smoothing", {}).get(key, np.nan))
+            if np.isnan(level).all():
+                continue
+            axes[3].step(steps, np.nanmean(level, axis=0), style, where="post", color=line.get_color(), label=key)
     ax_metric.set(xlabel="updates", ylabel=f"validation {metric}", title=f"validation {metric} (mean, min-max band)")
     ax_loss.set(xlabel="updates", ylabel="validation loss", yscale="log", title="validation loss")
     ax_time.set(xlabel="training wall time (s, mean over seeds)", ylabel=f"validation {metric}",
                 title=f"validation {metric} against wall time")
     ax_metric.legend(fontsize=8)
+    if keys:
+        axes[3].set(xlabel="updates", ylabel=", ".join(keys), title="smoothing level at each evaluation (mean over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -224,6 +249,21 @@ def plot_sampler_refreshes(settings: list[Setting], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def time_to_target(settings: list[Setting], heading: str = "##") -> list[str]:
+    """Markdown lines: per setting, the updates, epochs and training wall time to the first
+    evaluation that met the task's target (solved runs), and the cost of an update."""
+    lines = [f"{heading} Time to target", "",
+             "| setting | solved | updates | epochs | wall time to target (s) | ms per update |", "|---|---|---|---|---|---|"]
+    for s in settings:
+        firsts = [(run, next((r for r in evals if r["solved"]), None)) for run, evals in zip(s.runs, s.evals)]
+        solved = [(run, first) for run, first in firsts if first is not None]
+        per_update = [1000 * evals[-1]["wall_time"] / evals[-1]["step"] for evals in s.evals if evals]
+        lines.append(f"| {s.label} | {len(solved)}/{len(s.runs)} | {mean_std([f['step'] for _, f in solved], '{:.0f}')} "
+                     f"| {mean_std([_epochs(run, f['step']) for run, f in solved], '{:.1f}')} "
+                     f"| {mean_std([f['wall_time'] for _, f in solved], '{:.1f}')} | {mean_std(per_update, '{:.1f}')} |")
+    return lines + ["", "Mean ± standard deviation over the solved runs (cost per update: over all runs).", ""]
 
 
 def paper_table(settings: list[Setting], paper: list[dict[str, Any]], metric: str, heading: str = "##") -> list[str]:
@@ -304,11 +344,13 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
             f"| {mean_std([r['best_val_metric'] for r in s.runs])} | {mean_std([r['test_metric'] for r in s.runs])} "
             f"| {mean_std([r['test_loss'] for r in s.runs])} {ratio}| {mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
     lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights.", ""]
+    heading = "###" if slug else "##"  # under the task's own heading when there are several
     lines += setting_details(settings)
+    lines += time_to_target(settings, heading)
     if paper:
-        lines += paper_table(settings, paper, metric, "###" if slug else "##")
+        lines += paper_table(settings, paper, metric, heading)
     curves, profile, refreshes = f"learning_curves{slug}.png", f"gradient_profile{slug}.png", f"sampler_refreshes{slug}.png"
-    sampler_lines = sampler_table(settings, "###" if slug else "##", refreshes)
+    sampler_lines = sampler_table(settings, heading, refreshes)
     lines += sampler_lines
     lines += [f"![learning curves]({curves})", "", f"![gradient profile]({profile})", "",
               "Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]

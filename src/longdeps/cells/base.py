@@ -18,6 +18,16 @@ step apart:
 need every step's state call ``unroll``; ``forward`` uses a fused native
 kernel instead where the cell has one and ``native`` is on.
 
+Gaussian diffusion (``longdeps.continuation``) smooths a cell by replacing
+each nonlinearity its ``update`` applies through ``activation`` with its
+closed-form diffused version (``longdeps.functional.diffused``) at the
+per-example width ``s = sigma * ||[h_{t-1}; x_t; 1]||``, the spread of a
+pre-activation when every weight feeding it carries noise ``N(0, sigma^2)``.
+``project`` appends ``||x_t||^2 + 1`` to the projected input while a cell is
+smoothed and ``diffusion_width`` turns it into ``s``; a smoothed cell runs its
+step loop, never the native kernel. Smoothing applies in training mode
+only, so that evaluation always scores the network itself.
+
 A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
 ``hidden(state)`` is the ``(B, H)`` part seen by the readout.
 """
@@ -32,6 +42,7 @@ import torch
 from torch import nn
 
 from longdeps.errors import LongdepsError
+from longdeps.functional.diffused import DIFFUSED, PLAIN
 
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 
@@ -88,6 +99,10 @@ class RecurrentCell(nn.Module, ABC):
             same maths (``torch.nn.RNN`` / ``torch.nn.LSTM``).
     """
 
+    #: the nonlinearities ``update`` applies through ``activation`` (names of
+    #: ``longdeps.functional.diffused``); empty: the cell has no diffused form
+    diffused: tuple[str, ...] = ()
+
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
@@ -97,6 +112,7 @@ class RecurrentCell(nn.Module, ABC):
         self.hidden_size = hidden_size
         self.batch_first = batch_first
         self.native = native
+        self.smoothing = 0.0  #: diffusion sigma; set with ``set_smoothing``
 
     # -- what a cell defines ------------------------------------------------
     @abstractmethod
@@ -120,11 +136,62 @@ class RecurrentCell(nn.Module, ABC):
         """The new state from the projected input ``u`` ``(..., P)``, the recurrent
         input ``gh`` ``(..., G)`` and the previous ``state``; ``t`` is the step
         (0-based), or a ``range`` of steps when the inputs hold all steps at
-        once (leading dims ``(T, B)``)."""
+        once (leading dims ``(T, B)``). A cell with a ``diffused`` form takes
+        ``u`` from ``project`` apart with ``diffusion_width`` and applies those
+        nonlinearities through ``activation``."""
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
         """``forward`` through a fused kernel, time-major; ``None`` where there is none."""
         return None
+
+    # -- diffusion ----------------------------------------------------------
+    def set_smoothing(self, sigma: float) -> None:
+        """Diffuse the cell at weight-noise scale ``sigma`` (0: the plain cell)."""
+        if sigma < 0 or sigma != sigma:
+            raise LongdepsError(f"smoothing sigma must be >= 0, got {sigma!r}")
+        if sigma > 0 and not self.diffused:
+            # the first class of ours: torch.nn.utils.parametrize subclasses parametrised cells
+            name = next(c.__name__ for c in type(self).__mro__ if c.__module__.startswith("longdeps"))
+            raise LongdepsError(f"cell {name} has no diffused form (its nonlinearities have no "
+                                "closed-form Gaussian smoothing); use continuation.name=weight-noise instead")
+        self.smoothing = float(sigma)
+
+    @property
+    def smoothed(self) -> bool:
+        """Whether ``update`` diffuses its nonlinearities now (smoothing > 0, training mode)."""
+        return self.training and self.smoothing > 0
+
+    @property
+    def fused(self) -> bool:
+        """Whether ``forward`` runs the native kernel (``native`` on and not smoothed)."""
+        return self.native and not self.smoothed
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """``project_input(x)``, with ``||x||^2 + 1`` appended as a last column while smoothed:
+        ``(..., I) -> (..., P)`` or ``(..., P + 1)``."""
+        u = self.project_input(x)
+        if not self.smoothed:
+            return u
+        return torch.cat([u, x.pow(2).sum(-1, keepdim=True) + 1], -1)
+
+    def diffusion_width(self, u: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Split ``project``'s output into the projected input ``(..., P)`` and the width
+        ``s = sigma * sqrt(||x||^2 + 1 + ||h_{t-1}||^2)`` ``(..., 1)`` (None unless smoothed)."""
+        if not self.smoothed:
+            return u, None
+        h = self.hidden(state)
+        return u[..., :-1], self.smoothing * torch.sqrt(u[..., -1:] + h.pow(2).sum(-1, keepdim=True))
+
+    @staticmethod
+    def activation(name: str, z: torch.Tensor, width: torch.Tensor | None) -> torch.Tensor:
+        """Nonlinearity ``name`` of ``z``, diffused at ``width`` unless it is None."""
+        return PLAIN[name](z) if width is None else DIFFUSED[name](z, width)
+
+    def perturbed_parameters(self) -> list[nn.Parameter]:
+        """What weight-noise injection perturbs: every parameter but torch's second bias
+        ``bias_hh_l0``, which only adds to ``bias_ih_l0`` (in a GRU's candidate, after the
+        reset gate), so that each unit sees bias noise of scale sigma, as the width assumes."""
+        return [p for name, p in self.named_parameters() if not name.endswith("bias_hh_l0")]
 
     # -- shared machinery ---------------------------------------------------
     def recurrent_input(self, h: torch.Tensor, weights: StepWeights) -> torch.Tensor:
@@ -139,7 +206,7 @@ class RecurrentCell(nn.Module, ABC):
 
     def step(self, x_t: torch.Tensor, state: State, t: int = 0) -> State:
         """One time step: ``x_t`` ``(B, I)`` -> new state."""
-        return self.recur(self.project_input(x_t), state, t, self.step_weights())
+        return self.recur(self.project(x_t), state, t, self.step_weights())
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line error unless ``x`` is ``(T, B, I)`` (or ``(B, T, I)``) and finite."""
@@ -159,7 +226,7 @@ class RecurrentCell(nn.Module, ABC):
         if state is None:
             state = self.initial_state(x.shape[1])
         outputs, weights = [], self.step_weights()
-        for t, u_t in enumerate(self.project_input(x).unbind(0), start=t0):
+        for t, u_t in enumerate(self.project(x).unbind(0), start=t0):
             state = self.recur(u_t, state, t, weights)
             outputs.append(self.hidden(state))
         return outputs, state
@@ -180,7 +247,7 @@ class RecurrentCell(nn.Module, ABC):
             x = x.transpose(0, 1)
         if state is None:
             state = self.initial_state(x.shape[1])
-        fused = self.native_forward(x, state) if self.native else None
+        fused = self.native_forward(x, state) if self.fused else None
         if fused is not None:
             outputs, state = fused
         else:

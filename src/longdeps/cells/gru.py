@@ -29,7 +29,12 @@ class GRU(RecurrentCell):
         recurrent_init, input_init: schemes of ``longdeps.functional.init``
             (``"identity"`` puts the identity on the candidate block).
         Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start.
+        Diffused form: the gates through the logistic approximation, the
+        candidate through tanh, all at the cell's width (for the candidate an
+        upper bound: the reset gate ``r <= 1`` scales its recurrent noise).
     """
+
+    diffused = ("logistic", "tanh")
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  recurrent_init: str = "default", input_init: str = "default"):
@@ -54,11 +59,12 @@ class GRU(RecurrentCell):
         return StepWeights(self.gru.weight_hh_l0, self.gru.bias_hh_l0)
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int, weights: StepWeights) -> torch.Tensor:
+        u, width = self.diffusion_width(u, state)
         u_r, u_z, u_n = u.chunk(3, -1)
         gh_r, gh_z, gh_n = gh.chunk(3, -1)
-        r = torch.sigmoid(u_r + gh_r)
-        z = torch.sigmoid(u_z + gh_z)
-        n = torch.tanh(u_n + r * gh_n)
+        r = self.activation("logistic", u_r + gh_r, width)
+        z = self.activation("logistic", u_z + gh_z, width)
+        n = self.activation("tanh", u_n + r * gh_n, width)
         return n + z * (state - n)
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

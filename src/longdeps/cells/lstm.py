@@ -30,7 +30,13 @@ class LSTM(RecurrentCell):
             ``"identity"`` puts the identity on the candidate block.
         forget_bias: initial forget-gate bias (biases start at zero otherwise).
         State: ``(h, c)``, each ``(B, H)``, zeros at the start.
+        Diffused form: the gates through the logistic approximation, the
+        candidate through tanh, each unit as if alone (the product of diffused
+        factors stands for the diffused product); ``tanh(c_t)`` stays plain,
+        ``c_t`` not being linear in the weights.
     """
+
+    diffused = ("logistic", "tanh")
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  recurrent_init: str = "default", input_init: str = "default", forget_bias: float = 1.0):
@@ -57,9 +63,11 @@ class LSTM(RecurrentCell):
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int,
                weights: StepWeights) -> tuple[torch.Tensor, torch.Tensor]:
+        u, width = self.diffusion_width(u, state)
         i, f, g, o = (u + gh).chunk(4, -1)
-        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        c = (self.activation("logistic", f, width) * state[1]
+             + self.activation("logistic", i, width) * self.activation("tanh", g, width))
+        return self.activation("logistic", o, width) * torch.tanh(c), c
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         h, c = state

@@ -10,7 +10,7 @@ from longdeps.cells.base import RecurrentCell, State, StepWeights
 from longdeps.errors import LongdepsError
 from longdeps.functional.init import init_weight_
 
-NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
+NONLINEARITIES = ("tanh", "relu")
 
 
 class SRN(RecurrentCell):
@@ -23,6 +23,7 @@ class SRN(RecurrentCell):
         nonlinearity: ``"tanh"`` (Elman) or ``"relu"``.
         recurrent_init, input_init: schemes of ``longdeps.functional.init``.
         Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start.
+        Diffused form: the nonlinearity (tanh approximately, relu exactly).
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
@@ -31,6 +32,7 @@ class SRN(RecurrentCell):
         if nonlinearity not in NONLINEARITIES:
             raise LongdepsError(f"unknown nonlinearity {nonlinearity!r}; choose from {', '.join(NONLINEARITIES)}")
         self.nonlinearity = nonlinearity
+        self.diffused = (nonlinearity,)
         self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity)
         init_weight_(self.rnn.weight_hh_l0, recurrent_init)
         init_weight_(self.rnn.weight_ih_l0, input_init)
@@ -51,7 +53,8 @@ class SRN(RecurrentCell):
         return StepWeights(self.rnn.weight_hh_l0)
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int, weights: StepWeights) -> torch.Tensor:
-        return NONLINEARITIES[self.nonlinearity](u + gh)
+        u, width = self.diffusion_width(u, state)
+        return self.activation(self.nonlinearity, u + gh, width)
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         outputs, h_n = self.rnn(x, state.unsqueeze(0))

@@ -1,32 +1,33 @@
 """Continuation: how the objective is smoothed over training.
 
 A schedule sets the model's smoothing level before each update. ``none``
-leaves the objective as it is; Gaussian diffusion plugs in here.
+leaves the objective as it is; ``diffusion`` trains the closed-form
+Gaussian-diffused cell and ``weight-noise`` samples the same smoothing by
+perturbing the cell's weights (see ``longdeps.continuation.diffusion``).
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+from longdeps.config import ContinuationConfig
+from longdeps.continuation.base import Continuation
+from longdeps.continuation.diffusion import Diffusion, WeightNoise
+from longdeps.continuation.schedule import SigmaSchedule
 from longdeps.errors import LongdepsError
 from longdeps.model import SequenceModel
 
-
-class Continuation:
-    """No smoothing: the model trains on its own objective throughout."""
-
-    name = "none"
-
-    def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
-        """Set the smoothing level for update ``step``; returns what to log."""
-        return {}
+CONTINUATIONS: dict[str, type[Continuation]] = {"none": Continuation, "diffusion": Diffusion,
+                                                "weight-noise": WeightNoise}
 
 
-CONTINUATIONS: dict[str, type[Continuation]] = {"none": Continuation}
+def make_continuation(config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None = None,
+                      seed: int = 0) -> Continuation:
+    """The continuation ``config.name`` for ``model``; ``updates_per_epoch`` (None for
+    generated tasks) converts epoch schedules, ``seed`` seeds weight noise."""
+    if config.name not in CONTINUATIONS:
+        raise LongdepsError(f"unknown continuation {config.name!r}; choose from {', '.join(sorted(CONTINUATIONS))}")
+    return CONTINUATIONS[config.name](config, model, updates_per_epoch, seed)
 
 
-def make_continuation(name: str) -> Continuation:
-    if name not in CONTINUATIONS:
-        raise LongdepsError(f"unknown continuation {name!r}; choose from {', '.join(sorted(CONTINUATIONS))}")
-    return CONTINUATIONS[name]()
-
-
-__all__ = ["CONTINUATIONS", "Continuation", "make_continuation"]
+__all__ = ["CONTINUATIONS", "Continuation", "Diffusion", "SigmaSchedule", "WeightNoise", "make_continuation"]

@@ -106,12 +106,12 @@ class DSF(GradientEstimator):
         kernel (much faster than a step loop); its recurrent inputs are then not kept
         (None) and the local pass recomputes them, one matrix product per block.
         """
-        fused = cell.native_forward(x, state) if cell.native and cell.hidden(state) is state else None
+        fused = cell.native_forward(x, state) if cell.fused and cell.hidden(state) is state else None
         if fused is not None:
             return torch.cat([state[None], fused[0]]), None
         steps = x.shape[0]
         weights = cell.step_weights()
-        inputs = cell.project_input(x)
+        inputs = cell.project(x)
         states = map_state(lambda s: s.new_empty(steps + 1, *s.shape), state)
         recurrent_inputs = None
         for t in range(steps):
@@ -146,7 +146,7 @@ class DSF(GradientEstimator):
                 gh = F.linear(cell.hidden(prev), leaves.recurrent, leaves.bias)
             else:
                 gh = known_linear(cell.hidden(prev), leaves.recurrent, leaves.bias, recurrent_inputs[start:stop])
-            local = cell.update(cell.project_input(x[start:stop]), gh, prev, range(start, stop), leaves)
+            local = cell.update(cell.project(x[start:stop]), gh, prev, range(start, stop), leaves)
             torch.autograd.backward(cell.hidden(local), g[start:stop])
         pairs = [(w, leaf.grad) for w, leaf in zip(weights.tensors(), leaves.tensors()) if leaf.grad is not None]
         if pairs:

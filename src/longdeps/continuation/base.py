@@ -1,0 +1,32 @@
+"""The continuation interface, and ``none``: no smoothing."""
+
+from __future__ import annotations
+
+import contextlib
+from fractions import Fraction
+from typing import ContextManager
+
+from longdeps.config import ContinuationConfig
+from longdeps.model import SequenceModel
+
+
+class Continuation:
+    """No smoothing: the model trains on its own objective throughout.
+
+    The trainer calls ``before_step`` before each update and computes the
+    update's gradient inside ``perturbation``.
+    """
+
+    name = "none"
+
+    def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
+        """Every continuation is built from its config, the model it smooths, the updates per
+        epoch (None for generated tasks; for epoch schedules) and the run's seed."""
+
+    def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
+        """Set the smoothing level for update ``step`` (0-based); returns what to log with evaluations."""
+        return {}
+
+    def perturbation(self, model: SequenceModel) -> ContextManager[None]:
+        """A context in which the model's gradient for the current update is computed."""
+        return contextlib.nullcontext()

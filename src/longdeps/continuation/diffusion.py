@@ -1,0 +1,85 @@
+"""Gaussian continuation over the weights (Mobahi 2016): closed-form diffusion and its
+exact counterpart, weight-noise injection.
+
+The smoothed objective at level sigma is ``g(theta) = E_eps[f(theta + sigma eps)]``
+over every weight of the recurrent cell. ``diffusion`` trains on its closed-form
+approximation: each nonlinearity of the cell is replaced by its diffused version
+at the width ``sigma * ||[h_{t-1}; x_t; 1]||`` (``RecurrentCell.diffusion_width``),
+which is exact for one step of an SRN alone and a mean-field approximation
+through time (the same noisy weights act at every step; the variance of ``h_{t-1}``
+is not propagated). ``weight-noise`` samples ``g`` instead: one fresh draw of
+``eps`` per update, its gradient applied to the unperturbed weights, which is
+an unbiased estimate of ``grad g``. Both follow a ``SigmaSchedule`` and log
+``sigma`` with every evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from fractions import Fraction
+from typing import Iterator
+
+import torch
+
+from longdeps.config import ContinuationConfig
+from longdeps.continuation.base import Continuation
+from longdeps.continuation.schedule import SigmaSchedule
+from longdeps.model import SequenceModel
+from longdeps.tasks import seeded_generator
+
+
+class Diffusion(Continuation):
+    """Sets the cell's smoothing to the schedule's sigma before each update.
+
+    A cell without a diffused form is rejected when the continuation is built.
+    """
+
+    name = "diffusion"
+
+    def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
+        self.schedule = SigmaSchedule(config, updates_per_epoch)
+        model.cell.set_smoothing(self.schedule(0))  # rejects a cell without a diffused form
+
+    def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
+        sigma = self.schedule(step)
+        model.cell.set_smoothing(sigma)
+        return {"sigma": sigma}
+
+
+class WeightNoise(Continuation):
+    """Adds ``sigma * eps`` to the cell's ``perturbed_parameters`` while the update's
+    gradient is computed, and restores them exactly before the optimiser steps.
+
+    ``eps`` for update ``step`` comes from a generator of its own seeded with
+    (``seed``, ``step``), so a resumed run draws the same noise.
+    """
+
+    name = "weight-noise"
+
+    def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
+        self.schedule = SigmaSchedule(config, updates_per_epoch)
+        self.seed = seed
+        self.sigma, self.step = 0.0, 0
+
+    def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
+        self.sigma, self.step = self.schedule(step), step
+        return {"sigma": self.sigma}
+
+    @contextlib.contextmanager
+    def perturbation(self, model: SequenceModel) -> Iterator[None]:
+        if self.sigma == 0:
+            yield
+            return
+        generator = seeded_generator("weight-noise", self.seed, self.step)
+        parameters = model.cell.perturbed_parameters()
+        saved = [p.detach().clone() for p in parameters]
+        with torch.no_grad():
+            for p in parameters:
+                noise = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+                p.add_(noise.to(p.device), alpha=self.sigma)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, original in zip(parameters, saved):
+                    p.copy_(original)

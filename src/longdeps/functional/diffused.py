@@ -1,0 +1,79 @@
+"""Gaussian-diffused activations: ``E[f(x + s * eps)]``, ``eps ~ N(0, 1)``, in closed form.
+
+Diffusion (Mobahi 2016) trains on the objective convolved with a Gaussian
+over the weights. For one unit with input vector ``v`` and isotropic weight
+noise of scale sigma, the pre-activation is ``x + s * eps`` with the width
+``s = sigma * ||v||``, so the smoothed unit is ``f`` diffused at width ``s``.
+
+Each function takes ``x`` and a width ``s > 0`` that broadcasts against it
+(``s = 0`` is the plain function, which callers use directly). Exact forms
+hold to rounding; the two approximate ones carry a measured bound on the
+absolute error, over every ``x`` and ``s``:
+
+- ``tanh``: at most 0.0354. The error grows with ``s`` (0.0005 at ``s = 0.1``,
+  0.020 at ``s = 1``, 0.034 at ``s = 5``) towards ``sup_z |erf(z) -
+  tanh(2 z / sqrt(pi))| = 0.03534``, its limit as ``s -> inf``.
+- ``logistic``: at most 0.0177, half the ``tanh`` bound, since
+  ``logistic(x) = (1 + tanh(x / 2)) / 2``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+#: bounds on ``|E[f(x + s eps)] - diffused f(x, s)|`` over all ``x``, ``s`` (0 for exact forms)
+ERROR_BOUND = {"tanh": 0.0354, "logistic": 0.0177, "erf": 0.0, "sign": 0.0, "relu": 0.0, "identity": 0.0, "square": 0.0}
+
+
+def tanh(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Approximate: tanh(z) ~ erf(sqrt(pi) z / 2), whose diffusion is exact (see ``erf``), mapped back to tanh."""
+    return torch.tanh(x / torch.sqrt(1 + (math.pi / 2) * torch.as_tensor(s, dtype=x.dtype) ** 2))
+
+
+def erf(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Exact: erf(x) = 2 P(g < x) - 1 with g ~ N(0, 1/2), and averaged over eps, g - s eps ~ N(0, 1/2 + s^2)."""
+    return torch.erf(x / torch.sqrt(1 + 2 * torch.as_tensor(s, dtype=x.dtype) ** 2))
+
+
+def sign(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Exact: E[sign(x + s eps)] = 2 P(eps > -x / s) - 1 = erf(x / (sqrt(2) s))."""
+    return torch.erf(x / (math.sqrt(2) * torch.as_tensor(s, dtype=x.dtype)))
+
+
+def relu(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Exact: E[(x + s eps)^+] = x Phi(x / s) + s phi(x / s), integrating over eps > -x / s."""
+    s = torch.as_tensor(s, dtype=x.dtype)
+    z = x / s
+    return x * 0.5 * (1 + torch.erf(z / math.sqrt(2))) + s * torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)
+
+
+def logistic(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Approximate: logistic(x) = (1 + tanh(x / 2)) / 2 with ``tanh`` diffused at s / 2 (the probit approximation)."""
+    return torch.sigmoid(x / torch.sqrt(1 + (math.pi / 8) * torch.as_tensor(s, dtype=x.dtype) ** 2))
+
+
+def identity(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Exact: E[x + s eps] = x."""
+    return x
+
+
+def square(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Exact: E[(x + s eps)^2] = x^2 + 2 x s E[eps] + s^2 E[eps^2] = x^2 + s^2."""
+    return x ** 2 + torch.as_tensor(s, dtype=x.dtype) ** 2
+
+
+#: name -> the plain function
+PLAIN: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh, "erf": torch.erf, "sign": torch.sign, "relu": torch.relu, "logistic": torch.sigmoid,
+    "identity": lambda x: x, "square": torch.square,
+}
+
+#: name -> its diffused form ``f(x, s)``
+DIFFUSED: dict[str, Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]] = {
+    "tanh": tanh, "erf": erf, "sign": sign, "relu": relu, "logistic": logistic, "identity": identity, "square": square,
+}
+
+__all__ = ["DIFFUSED", "ERROR_BOUND", "PLAIN", "erf", "identity", "logistic", "relu", "sign", "square", "tanh"]
