@@ -92,9 +92,21 @@ class ResultStore:
     def __init__(self, root: str | Path = DEFAULT_ROOT):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        with self.connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        # Switching a new index to WAL needs the database to itself, and SQLite answers "locked"
+        # at once, without waiting, while another process opens it too: retry for as long as
+        # ``connect`` would wait.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with self.connect() as db:
+                    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
