@@ -79,6 +79,11 @@ def _short(field: str) -> str:
     return key if section in ("cell", "task") else field
 
 
+def differing_fields(configs: list[dict[str, Any]]) -> list[str]:
+    """The dotted fields whose values are not the same in every one of ``configs`` (flat dicts)."""
+    return [f for f in next(iter(configs), {}) if len({json.dumps(c.get(f)) for c in configs}) > 1]
+
+
 def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
     """Group ``runs`` by config minus seed.
 
@@ -91,7 +96,7 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
         key = json.dumps(_without_seed(json.loads(run["config"])), sort_keys=True)
         groups.setdefault(key, []).append(run)
     flat = {key: {f"{s}.{k}": v for s, values in json.loads(key).items() for k, v in values.items()} for key in groups}
-    varying = [f for f in next(iter(flat.values()), {}) if len({json.dumps(c.get(f)) for c in flat.values()}) > 1]
+    varying = differing_fields(list(flat.values()))
     fields: list[str] = []
     for f in sorted(varying, key=lambda f: not f.endswith(".name")):
         distinct = len({json.dumps([c.get(g) for g in fields]) for c in flat.values()})
@@ -105,7 +110,7 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
 def setting_details(settings: list[Setting]) -> list[str]:
     """Markdown bullets with the differing fields that the labels leave out, unset ones (None)
     omitted; none when the labels say it all."""
-    varying = [f for f in settings[0].config if len({json.dumps(s.config.get(f)) for s in settings}) > 1]
+    varying = differing_fields([s.config for s in settings])
     lines = []
     for s in settings:
         rest = [f"{_short(f)}={s.config[f]}" for f in varying
@@ -200,9 +205,10 @@ def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
     plt.close(fig)
 
 
-def refreshes_of(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One run's sampler refresh records, in order, from its evaluation records."""
-    return [r for record in evals for r in record.get("sampler_refreshes", [])]
+def refreshes_of(setting: Setting) -> list[list[dict[str, Any]]]:
+    """For each run of ``setting`` that records sampler refreshes, its refresh records in order."""
+    runs = [[r for record in evals for r in record.get("sampler_refreshes", [])] for evals in setting.evals]
+    return [refreshes for refreshes in runs if refreshes]
 
 
 def sampler_table(settings: list[Setting], heading: str, image: str) -> list[str]:
@@ -213,7 +219,7 @@ def sampler_table(settings: list[Setting], heading: str, image: str) -> list[str
              "| refreshes that filled | median log10 rho, first refresh | median log10 rho, last refresh |",
              "|---|---|---|---|---|---|---|---|"]
     for s in settings:
-        runs = [refreshes_of(evals) for evals in s.evals if refreshes_of(evals)]
+        runs = refreshes_of(s)
         if not runs:
             continue
         filled = sum(r["filled"] > 0 for refreshes in runs for r in refreshes)
@@ -230,7 +236,7 @@ def plot_sampler_refreshes(settings: list[Setting], path: Path) -> None:
     """Fraction of the pool in the band, and log10 rho quantiles, against updates (mean over seeds)."""
     fig, (ax_fraction, ax_rho) = plt.subplots(1, 2, figsize=(13, 4))
     for setting in settings:
-        runs = [refreshes_of(evals) for evals in setting.evals if refreshes_of(evals)]
+        runs = refreshes_of(setting)
         if not runs:
             continue
         length = min(map(len, runs))
