@@ -14,16 +14,15 @@ the figures as JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import torch
 
 from longdeps.cells import make_cell
 from longdeps.model import SequenceModel
 from longdeps.tasks import Task, make_task
+
+from figures import store_figures
 
 
 def loader_rate(task: Task, batch: int, batches: int) -> float:
@@ -86,12 +85,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['task']:8s} {r['variant']:10s} {r['load_s']:7.2f} {r['loader_batches_per_s']:17.1f} "
               f"{r['train_steps_per_s']:14.2f}  {r['ratio']:.0f}x")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                               "machine": platform.machine(), "batch": args.batch, "hidden": args.hidden,
-                               "batches": args.batches, "steps": args.steps, "rows": rows}, indent=2) + "\n")
-    print(f"stored in {out}")
+    store_figures(args.out, batch=args.batch, hidden=args.hidden, batches=args.batches, steps=args.steps, rows=rows)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+
+from figures import store_figures
 
 METHODS = ("forward", "bptt", "tbptt", "dsf")
 
@@ -97,12 +97,7 @@ def main() -> None:
                 cells = "  ".join(f"{line[m]['ms']:8.1f}ms {line[m]['peak_mb']:5.0f}MB" for m in METHODS)
                 print(f"{cell:5} {steps:>5} {hidden:>4}  {cells}   {line['bptt']['ms'] / line['dsf']['ms']:.2f}x",
                       flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                               "machine": platform.machine(), "batch": args.batch, "repeats": args.repeats,
-                               "rows": rows}, indent=2) + "\n")
-    print(f"stored in {out}")
+    store_figures(args.out, batch=args.batch, repeats=args.repeats, rows=rows)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,17 @@ stores JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from longdeps.config import RunConfig
 from longdeps.experiment import Run
 from longdeps.store import ResultStore
+
+from figures import store_figures
 
 
 def make_run(sampler: str, steps: int, pool: int, refresh_every: int, root: str) -> Run:
@@ -85,12 +84,7 @@ def main() -> None:
             rows.append(line)
             print(f"{steps:>5} {line['uniform_ms_per_update']:>18.2f} {line['sgr_ms_per_update']:>14.2f} "
                   f"{line['overhead']:>8.0%} {line['refresh_ms']:>15.1f}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-                               "batch": 20, "hidden": 100, "updates_per_block": args.updates, "repeats": args.repeats,
-                               "rows": rows}, indent=2) + "\n")
-    print(f"stored in {out}")
+    store_figures(args.out, batch=20, hidden=100, updates_per_block=args.updates, repeats=args.repeats, rows=rows)
 
 
 if __name__ == "__main__":

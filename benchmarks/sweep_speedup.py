@@ -15,8 +15,6 @@ suite's base config (e.g. ``--set cell.hidden_size=32``).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import tempfile
 import time
@@ -26,6 +24,8 @@ import torch
 
 from longdeps.store import ResultStore
 from longdeps.sweep import Executor, LocalPool, Sequential, Suite, cpu_cores, load_suite, run_suite
+
+from figures import store_figures
 
 SUITE = Path(__file__).resolve().parent / "sweep-speedup.yaml"
 
@@ -71,13 +71,8 @@ def main() -> None:
     print(f"{len(suite.configs())} runs on {cpu_cores()} cores, torch {torch.__version__}, base {suite.base}")
     print(f"median of {args.repeats}: " + ", ".join(f"{name} {t:.1f} s" for name, t in medians.items()))
     print("pool speed-up: " + ", ".join(f"{ratio:.2f}x over {name}" for name, ratio in speedups.items()))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "torch": torch.__version__, "machine": platform.machine(), "cores": cpu_cores(), "suite": SUITE.name,
-        "base": suite.base, "runs": len(suite.configs()), "seconds": times, "median_seconds": medians,
-        "pool_speedup": speedups, "mean_test_metric": metrics}, indent=2) + "\n")
-    print(f"stored in {out}")
+    store_figures(args.out, cores=cpu_cores(), suite=SUITE.name, base=suite.base, runs=len(suite.configs()),
+                  seconds=times, median_seconds=medians, pool_speedup=speedups, mean_test_metric=metrics)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,13 @@
 
 Batch 32, hidden 128, input size 1, T in {100, 784, 1000} by default; the
 median over repeats, variants interleaved so that drift hits all alike.
-Prints a table of milliseconds and ratios to the native reference, and stores
-the figures as JSON.
+Prints a table of milliseconds and ratios to the native reference, with the
+minor page faults of a step (memory the kernel had to map afresh), and stores
+the figures as JSON. Like the ``longdeps`` commands, it first has malloc keep
+freed memory for the next step (``longdeps.memory``); with
+``--system-allocator`` it keeps the C library's defaults, under which large
+tensors are mapped anew at every step: the native LSTM's time at T = 784 then
+moves between about 100 and 280 ms with its page faults.
 
     python benchmarks/throughput.py [--lengths 100 784 1000] [--repeats 7] [--out FILE]
     python benchmarks/throughput.py --lengths 1000 --batch 128 --hidden 138 --variants asrnn orthrnn
@@ -15,15 +20,16 @@ compared with).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import resource
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from longdeps.cells import make_cell
+from longdeps.memory import keep_freed_memory
+
+from figures import store_figures
 
 
 def variants(hidden: int) -> dict[str, tuple[torch.nn.Module, str]]:
@@ -75,18 +81,22 @@ def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: lis
             keep = set(only) | {mods[name][1] for name in only}
             mods = {name: entry for name, entry in mods.items() if name in keep}
         times: dict[str, list[float]] = {name: [] for name in mods}
+        faults: dict[str, list[int]] = {name: [] for name in mods}
         for name, (module, _) in mods.items():  # warm-up
             train_step(module, x)
         for _ in range(repeats):
             for name, (module, _) in mods.items():
                 module.zero_grad(set_to_none=True)
+                mapped = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 start = time.perf_counter()
                 train_step(module, x)
                 times[name].append(time.perf_counter() - start)
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - mapped)
         medians = {name: statistics.median(t) * 1e3 for name, t in times.items()}
         for name, (_, reference) in mods.items():
             rows.append({"T": steps, "variant": name, "ms": round(medians[name], 2), "reference": reference,
-                         "ratio": round(medians[name] / medians[reference], 3)})
+                         "ratio": round(medians[name] / medians[reference], 3),
+                         "page_faults": int(statistics.median(faults[name]))})
     return rows
 
 
@@ -99,19 +109,18 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(variants(1)), metavar="NAME",
                         help="time only these (and their native references); default: all")
     parser.add_argument("--out", default="longdeps-results/benchmarks/throughput.json")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="keep malloc's defaults (freed large tensors go back to the system)")
     args = parser.parse_args()
+    kept = not args.system_allocator and keep_freed_memory()
     rows = measure(args.lengths, args.batch, args.hidden, args.repeats, args.variants)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, hidden {args.hidden}, "
-          f"median of {args.repeats}")
-    print(f"{'T':>5}  {'variant':18s} {'ms':>9}  ratio to native")
+          f"median of {args.repeats}, freed memory {'kept' if kept else 'returned to the system'}")
+    print(f"{'T':>5}  {'variant':18s} {'ms':>9} {'page faults':>12}  ratio to native")
     for r in rows:
-        print(f"{r['T']:>5}  {r['variant']:18s} {r['ms']:9.2f}  {r['ratio']:.2f}x {r['reference']}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                               "machine": platform.machine(), "batch": args.batch, "hidden": args.hidden,
-                               "repeats": args.repeats, "rows": rows}, indent=2) + "\n")
-    print(f"stored in {out}")
+        print(f"{r['T']:>5}  {r['variant']:18s} {r['ms']:9.2f} {r['page_faults']:12d}  {r['ratio']:.2f}x {r['reference']}")
+    store_figures(args.out, batch=args.batch, hidden=args.hidden, freed_memory_kept=kept, repeats=args.repeats,
+                  rows=rows)
 
 
 if __name__ == "__main__":

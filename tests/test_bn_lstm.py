@@ -5,6 +5,7 @@ import torch
 
 from longdeps.cells import BNLSTM, make_cell
 from longdeps.config import RunConfig
+from longdeps.errors import LongdepsError
 from longdeps.experiment import Run
 from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
 from longdeps.store import ResultStore
@@ -90,6 +91,24 @@ def test_statistics_are_kept_per_time_step_and_clamped_beyond():
         assert torch.allclose(norm(probe[t], t), want, atol=1e-5)
 
 
+def test_statistics_grown_one_step_at_a_time_equal_those_of_all_steps_at_once():
+    torch.manual_seed(5)
+    x = torch.randn(11, 6, 3)
+    stepwise, together = TimeBatchNorm(3, momentum=0.5), TimeBatchNorm(3, momentum=0.5)
+    for _ in range(2):  # the second pass finds every row there
+        for t in range(11):
+            stepwise(x[t], t)
+        together(x, range(11))
+    for name in ("running_mean", "running_var"):
+        assert stepwise.state_dict()[name].shape == (11, 3)
+        assert torch.allclose(stepwise.state_dict()[name], together.state_dict()[name], atol=1e-6)
+    longer = torch.randn(13, 6, 3)
+    stepwise(longer, range(13))  # rows 11 and 12 start from mean 0, variance 1, as in a fresh norm
+    fresh = TimeBatchNorm(3, momentum=0.5)
+    fresh(longer[11:], range(11, 13))
+    assert torch.allclose(stepwise.running_var[11:], fresh.running_var[11:], atol=1e-6)
+
+
 def test_population_statistics_are_the_average_of_batch_statistics():
     torch.manual_seed(3)
     cell = BNLSTM(2, 4)
@@ -115,6 +134,12 @@ def test_evaluation_does_not_depend_on_batch_composition():
     cell.train()
     in_batch, _ = cell(x)
     assert not torch.allclose(in_batch[:, 0], alone[:, 0], atol=1e-3)
+
+
+def test_batch_statistics_of_a_single_sequence_are_refused():
+    cell = BNLSTM(2, 4)
+    with pytest.raises(LongdepsError, match="at least 2 sequences a batch, got 1"):
+        cell(torch.randn(3, 1, 2))
 
 
 def test_population_statistics_survive_a_checkpoint():

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from longdeps.errors import LongdepsError
+from longdeps.memory import keep_freed_memory
 from longdeps.store import DEFAULT_ROOT
 
 DATA_DIR_HELP = "where data sets live (default: $LONGDEPS_DATA, else ~/.cache/longdeps)"
@@ -252,6 +253,7 @@ COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "ben
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         COMMANDS[args.command](args)
     except LongdepsError as err:

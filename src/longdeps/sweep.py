@@ -63,6 +63,7 @@ from tqdm.auto import tqdm
 from longdeps.config import SECTIONS, RunConfig, read_mapping
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
+from longdeps.memory import keep_freed_memory
 from longdeps.report import PAPER_METRICS, mean_std
 from longdeps.store import ResultStore, atomic_write_text
 
@@ -275,8 +276,10 @@ class Sequential(Executor):
             yield run_one(config, results, data_dir, self.threads)
 
 
-def _exit_with_sweep() -> None:
-    """Pool worker initialiser: exit once the sweep's process is gone, so a killed sweep leaves no orphans."""
+def _start_worker() -> None:
+    """Pool worker initialiser: keep freed memory for the next step (``longdeps.memory``), and exit
+    once the sweep's process is gone, so a killed sweep leaves no orphans."""
+    keep_freed_memory()
 
     def watch() -> None:
         multiprocessing.parent_process().join()
@@ -304,7 +307,7 @@ class LocalPool(Executor):
             context.set_forkserver_preload([__name__])
         else:  # pragma: no cover
             context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(self.slots, mp_context=context, initializer=_exit_with_sweep)
+        self.pool = ProcessPoolExecutor(self.slots, mp_context=context, initializer=_start_worker)
         return self
 
     def __exit__(self, *exc: Any) -> None:

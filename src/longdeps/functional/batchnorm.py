@@ -5,7 +5,7 @@ time step ``t``; the affine parameters (gamma, beta) are shared over time.
 
 - Training: the current batch's mean and biased variance at step ``t``. An
   exponential moving average per step (``running_mean``/``running_var``,
-  updated by ``torch.nn.functional.batch_norm``, whose running variance is the
+  updated in place by torch's batch-norm kernel, whose running variance is the
   unbiased one) is kept for monitoring.
 - Evaluation: the population statistics of step ``min(t, T_max - 1)``, ``T_max``
   being the longest training sequence seen. ``recompute_population_statistics``
@@ -44,12 +44,23 @@ class TimeBatchNorm(nn.Module):
         self._sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # mean, var, count per step
 
     def _grow(self, steps: int) -> None:
-        """Make room for statistics of steps ``< steps`` (new rows: mean 0, variance 1)."""
+        """Make room for statistics of steps ``< steps`` (new rows: mean 0, variance 1).
+
+        The buffers are the first rows of a store that doubles when full, so that the
+        first sequence, which grows them one step at a time, copies O(T) rows, not O(T^2).
+        """
         have = self.running_mean.shape[0]
-        if steps > have:
-            extra = steps - have
-            self.running_mean = torch.cat([self.running_mean, self.running_mean.new_zeros(extra, self.features)])
-            self.running_var = torch.cat([self.running_var, self.running_var.new_ones(extra, self.features)])
+        if steps <= have:
+            return
+        capacity = self.running_mean.untyped_storage().nbytes() // (self.running_mean.element_size() * self.features)
+        if steps <= capacity:  # rows [have, steps) of the store still hold 0 and 1
+            self.running_mean, self.running_var = (b.as_strided((steps, self.features), (self.features, 1))
+                                                   for b in (self.running_mean, self.running_var))
+            return
+        mean = self.running_mean.new_zeros(max(steps, 2 * capacity), self.features)
+        var = self.running_var.new_ones(mean.shape)
+        mean[:have], var[:have] = self.running_mean, self.running_var
+        self.running_mean, self.running_var = mean[:steps], var[:steps]
 
     def forward(self, x: torch.Tensor, t: int | range) -> torch.Tensor:
         single = isinstance(t, int)
@@ -59,13 +70,17 @@ class TimeBatchNorm(nn.Module):
         weight = self.weight if single else self.weight.repeat(len(steps))
         bias = self.bias if single or self.bias is None else self.bias.repeat(len(steps))
         if self.training or self.use_batch_statistics_in_eval:
+            if flat.shape[0] < 2:
+                raise LongdepsError(f"batch norm with batch statistics needs at least 2 sequences a batch, "
+                                    f"got {flat.shape[0]}")
             self._grow(steps.stop)
-            if self._sums is not None:
-                self._collect(flat.detach(), steps)
             monitor = self.training and self._sums is None  # update the moving averages, in place
             mean = self.running_mean[steps.start:steps.stop].view(-1) if monitor else None
             var = self.running_var[steps.start:steps.stop].view(-1) if monitor else None
-            out = F.batch_norm(flat, mean, var, weight, bias, True, self.momentum, self.eps)
+            out, batch_mean, batch_invstd = torch.native_batch_norm(flat, weight, bias, mean, var, True,
+                                                                    self.momentum, self.eps)
+            if self._sums is not None:
+                self._collect(batch_mean, batch_invstd, steps)
         else:
             last = self.running_mean.shape[0] - 1
             if last < 0:
@@ -80,22 +95,25 @@ class TimeBatchNorm(nn.Module):
         return out if single else out.view(x.shape[1], len(steps), -1).transpose(0, 1)
 
     # -- population statistics ------------------------------------------------
-    def _collect(self, flat: torch.Tensor, steps: range) -> None:
-        rows = slice(steps.start, steps.stop)
-        values = flat.reshape(flat.shape[0], len(steps), self.features)
+    def _collect(self, batch_mean: torch.Tensor, batch_invstd: torch.Tensor, steps: range) -> None:
+        """Add one batch's statistics at ``steps`` (``(T * F,)`` each, as the kernel returns them)
+        to the sums; the biased variance is recovered from ``1 / sqrt(var + eps)`` (to within
+        float rounding of ``eps``; clamped at 0)."""
         mean, var, count = self._sums
-        if rows.stop > mean.shape[0]:
-            extra = rows.stop - mean.shape[0]
+        if steps.stop > count.shape[0]:
+            extra = steps.stop - count.shape[0]
             mean, var = (torch.cat([s, s.new_zeros(extra, self.features)]) for s in (mean, var))
             count = torch.cat([count, count.new_zeros(extra)])
-        mean[rows] += values.mean(dim=0)
-        var[rows] += values.var(dim=0, unbiased=False)
+            self._sums = (mean, var, count)
+        rows = slice(steps.start, steps.stop)
+        mean[rows] += batch_mean.detach().view(len(steps), self.features)
+        var[rows] += batch_invstd.detach().pow(-2).sub_(self.eps).clamp_(min=0).view(len(steps), self.features)
         count[rows] += 1
-        self._sums = (mean, var, count)
 
     def start_collecting(self) -> None:
-        empty = self.running_mean.new_zeros(0, self.features)
-        self._sums = (empty, empty.clone(), self.running_mean.new_zeros(0))
+        """Start summing batch statistics (room for the steps seen so far; more is added as needed)."""
+        mean = torch.zeros_like(self.running_mean)
+        self._sums = (mean, mean.clone(), mean.new_zeros(mean.shape[0]))
 
     def finish_collecting(self) -> None:
         """Population statistics := the average over the collected batches, per step."""
