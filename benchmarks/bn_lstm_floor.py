@@ -17,7 +17,7 @@ times forward+backward of one step, interleaved, median over repeats:
 The last two skip the monitoring moving averages; both are first checked to
 give the library cell's gradients. Ratios are given to ``nn.LSTM`` and to the
 matrix products. Freed memory is kept for the next step, as the ``longdeps``
-commands do (``longdeps.memory``).
+commands do (``longdeps.allocator``).
 
     python benchmarks/bn_lstm_floor.py [--compile] [--repeats 7] [--out FILE]
 """
@@ -31,8 +31,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from longdeps.allocator import keep_freed_memory
 from longdeps.cells import make_cell
-from longdeps.memory import keep_freed_memory
 
 from figures import store_figures
 

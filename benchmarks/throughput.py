@@ -5,7 +5,7 @@ median over repeats, variants interleaved so that drift hits all alike.
 Prints a table of milliseconds and ratios to the native reference, with the
 minor page faults of a step (memory the kernel had to map afresh), and stores
 the figures as JSON. Like the ``longdeps`` commands, it first has malloc keep
-freed memory for the next step (``longdeps.memory``); with
+freed memory for the next step (``longdeps.allocator``); with
 ``--system-allocator`` it keeps the C library's defaults, under which large
 tensors are mapped anew at every step: the native LSTM's time at T = 784 then
 moves between about 100 and 280 ms with its page faults.
@@ -26,8 +26,8 @@ import time
 
 import torch
 
+from longdeps.allocator import keep_freed_memory
 from longdeps.cells import make_cell
-from longdeps.memory import keep_freed_memory
 
 from figures import store_figures
 

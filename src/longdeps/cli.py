@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from longdeps.allocator import keep_freed_memory
 from longdeps.errors import LongdepsError
-from longdeps.memory import keep_freed_memory
 from longdeps.store import DEFAULT_ROOT
 
 DATA_DIR_HELP = "where data sets live (default: $LONGDEPS_DATA, else ~/.cache/longdeps)"

@@ -60,10 +60,10 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from longdeps.allocator import keep_freed_memory
 from longdeps.config import SECTIONS, RunConfig, read_mapping
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
-from longdeps.memory import keep_freed_memory
 from longdeps.report import PAPER_METRICS, mean_std
 from longdeps.store import ResultStore, atomic_write_text
 
@@ -277,7 +277,7 @@ class Sequential(Executor):
 
 
 def _start_worker() -> None:
-    """Pool worker initialiser: keep freed memory for the next step (``longdeps.memory``), and exit
+    """Pool worker initialiser: keep freed memory for the next step (``longdeps.allocator``), and exit
     once the sweep's process is gone, so a killed sweep leaves no orphans."""
     keep_freed_memory()
 

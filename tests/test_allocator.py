@@ -8,7 +8,7 @@ import pytest
 
 PROGRAM = """
 import resource, torch
-from longdeps.memory import keep_freed_memory
+from longdeps.allocator import keep_freed_memory
 assert keep_freed_memory()
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
