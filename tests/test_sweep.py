@@ -136,6 +136,14 @@ def processes_in_group(pgid: int) -> list[int]:
     return pids
 
 
+def stopped_after_a_checkpoint(root: Path) -> list[dict]:
+    """The runs under `root` still marked running that have written a checkpoint."""
+    if not (root / "results.sqlite").exists():
+        return []
+    return [r for r in ResultStore(root).runs(status="running")
+            if (root / "runs" / r["run_id"] / "checkpoint.pt").exists()]
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")
 def test_killed_sweep_restarts_with_only_the_missing_runs(tmp_path):
     base = {**TINY, "train": {"steps": 400, "eval_every": 40, "checkpoint_every": 40, "batch_size": 8}}
@@ -150,7 +158,10 @@ def test_killed_sweep_restarts_with_only_the_missing_runs(tmp_path):
     try:
         finished: list[dict] = []
         deadline = time.time() + 120
-        while len(finished) < 2 and time.time() < deadline and sweep.poll() is None:
+        # Kill once two runs have finished and a third has written a checkpoint: both kinds of run must be left
+        # behind, whatever the timing of the two workers.
+        while not (len(finished) >= 2 and stopped_after_a_checkpoint(root)) and time.time() < deadline \
+                and sweep.poll() is None:
             time.sleep(0.01)
             if (root / "results.sqlite").exists():
                 finished = ResultStore(root).runs(status="finished")
@@ -165,8 +176,7 @@ def test_killed_sweep_restarts_with_only_the_missing_runs(tmp_path):
             os.killpg(sweep.pid, signal.SIGKILL)
     assert 2 <= len(finished) < 8, "the sweep finished before it could be killed"
     stamps = {r["run_id"]: (root / "runs" / r["run_id"] / "result.json").stat().st_mtime_ns for r in finished}
-    stopped = [r for r in ResultStore(root).runs(status="running") if (root / "runs" / r["run_id"] / "checkpoint.pt").exists()]
-    assert stopped, "no run was stopped after a checkpoint"
+    assert stopped_after_a_checkpoint(root), "no run was stopped after a checkpoint"
 
     outcomes = run_suite(suite, root, LocalPool(2, threads=1), progress=False)
     assert [o.status for o in outcomes] == ["finished"] * 8
