@@ -1,4 +1,4 @@
-"""How fast could a BN-LSTM training step be here without a hand-written fused kernel?
+"""How fast can a BN-LSTM training step be made here? Eager, compiled and hand-fused variants beside nn.LSTM.
 
 At the paper's set-up (T = 784, batch 100, hidden 100, input size 1) this
 times forward+backward of one step, interleaved, median over repeats:
@@ -13,13 +13,21 @@ times forward+backward of one step, interleaved, median over repeats:
 - ``bn-lstm, compiled`` (with ``--compile``): ``torch.compile`` (inductor, C++)
   of a block of ``--block`` steps, called T / block times; compiling takes
   about half a minute.
+- ``bn-lstm, fused C++ kernel`` (with ``--kernel``): the whole time loop,
+  forward and backward, in the hand-written C++ of ``bn_lstm_kernel.cpp``
+  (batch norms, gates and cell update fused into loops; the matrix products
+  through oneDNN with prepacked weights), built on first use with
+  ``torch.utils.cpp_extension`` (needs a C++ compiler and ``pip install
+  ninja``; about 10 s). It is first checked by finite differences in float64.
+  The library does not use it.
 
-The last two skip the monitoring moving averages; both are first checked to
-give the library cell's gradients. Ratios are given to ``nn.LSTM`` and to the
-matrix products. Freed memory is kept for the next step, as the ``longdeps``
-commands do (``longdeps.allocator``).
+The last three skip the monitoring moving averages (the kernel keeps the
+input term's); all are first checked to give the library cell's gradients.
+Ratios are given to ``nn.LSTM`` and to the matrix products. Freed memory is
+kept for the next step, as the ``longdeps`` commands do
+(``longdeps.allocator``).
 
-    python benchmarks/bn_lstm_floor.py [--compile] [--repeats 7] [--out FILE]
+    python benchmarks/bn_lstm_floor.py [--compile] [--kernel] [--repeats 7] [--out FILE]
 """
 
 from __future__ import annotations
@@ -27,9 +35,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from longdeps.allocator import keep_freed_memory
 from longdeps.cells import make_cell
@@ -149,6 +159,54 @@ def compiled_blocks(cell, block: int):
     return forward
 
 
+def fused_kernel(cell):
+    """A forward over ``(T, B, 1)`` inputs through the C++ kernel of ``bn_lstm_kernel.cpp``
+    (built here on first use), as one autograd node."""
+    from torch.utils.cpp_extension import load
+
+    try:
+        load(name="longdeps_bn_lstm_kernel", sources=[str(Path(__file__).with_name("bn_lstm_kernel.cpp"))],
+             extra_cflags=["-O3", "-march=native"], is_python_module=False)
+    except (RuntimeError, OSError) as error:
+        raise SystemExit(f"--kernel needs a C++ compiler and ninja (pip install ninja): {error}") from None
+    ops = torch.ops.longdeps_bench
+
+    def packed(weight: torch.Tensor, batch: int) -> torch.Tensor | None:
+        """``weight`` in oneDNN's layout for products with ``batch`` rows (float32 only)."""
+        usable = weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), batch) if usable else None
+
+    class Sequence(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, u, h0, c0, weight_hh, gamma_h, gamma_c, beta_c):
+            saved = ops.bn_lstm_forward(u, h0, c0, weight_hh, gamma_h, gamma_c, beta_c, EPS,
+                                        packed(weight_hh, u.shape[1]))
+            ctx.packed_t = packed(weight_hh.t(), u.shape[1])
+            ctx.save_for_backward(h0, c0, weight_hh, gamma_h, gamma_c, *saved)
+            outputs, cells = saved[0], saved[3]
+            return outputs, cells[-1]
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, grad_outputs, grad_c):
+            h0, c0, weight_hh, gamma_h, gamma_c, *saved = ctx.saved_tensors
+            return tuple(ops.bn_lstm_backward(grad_outputs, grad_c, h0, c0, weight_hh, gamma_h, gamma_c, EPS,
+                                              ctx.packed_t, saved))
+
+    inputs = [torch.randn(4, 5, 12), torch.randn(5, 3), torch.randn(5, 3), torch.randn(12, 3),
+              torch.rand(12) + 0.5, torch.rand(3) + 0.5, torch.randn(3)]
+    if not torch.autograd.gradcheck(Sequence.apply, [t.double().requires_grad_() for t in inputs]):
+        raise SystemExit("the fused kernel's gradients disagree with finite differences")
+    print("fused C++ kernel: float64 gradients agree with finite differences")
+
+    def forward(x):
+        u = cell.norm_x(F.linear(x, cell.weight_ih), range(x.shape[0])).add_(cell.bias)
+        h0, c0 = cell.initial_state(x.shape[1])
+        return Sequence.apply(u, h0.contiguous(), c0.contiguous(), cell.weight_hh, cell.norm_h.weight,
+                              cell.norm_c.weight, cell.norm_c.bias)
+    return forward
+
+
 def check_gradients(name: str, got: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> None:
     """Print how far ``got`` is from ``expected`` (relative to the largest entry); stop past 1e-3."""
     error = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(got, expected))
@@ -165,6 +223,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd blocks of steps")
     parser.add_argument("--block", type=int, default=16, help="steps per compiled block (default: %(default)s)")
+    parser.add_argument("--kernel", action="store_true", help="also time the fused C++ kernel of bn_lstm_kernel.cpp")
     parser.add_argument("--out", default="longdeps-results/benchmarks/bn_lstm_floor.json")
     args = parser.parse_args()
     keep_freed_memory()
@@ -196,6 +255,13 @@ def main() -> None:
         start = time.perf_counter()
         variants[name]()  # compiles
         print(f"compiling took {time.perf_counter() - start:.0f} s")
+        check_gradients(name, (cell.weight_hh.grad, cell.weight_ih.grad), expected)
+    if args.kernel:
+        name = "bn-lstm, fused C++ kernel"
+        start = time.perf_counter()
+        variants[name] = through_autograd(fused_kernel(cell))
+        print(f"building and checking the kernel took {time.perf_counter() - start:.0f} s")
+        variants[name]()
         check_gradients(name, (cell.weight_hh.grad, cell.weight_ih.grad), expected)
     times = {name: [] for name in variants}
     for step in variants.values():  # warm-up
