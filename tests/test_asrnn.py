@@ -226,11 +226,11 @@ def test_dsf_without_feedback_equals_fully_truncated_bptt():
     task = make_task("copy", 12, val_size=8)
     batch = dataclasses.replace(task.split("val")[0], x=task.split("val")[0].x.double())
     grads = []
-    for name, truncation in (("dsf", None), ("tbptt", 1)):
+    for name, options in (("dsf", {"feedback": "constant", "feedback_high": 0.0}), ("tbptt", {"truncation": 1})):
         torch.manual_seed(9)
         model = SequenceModel(ASRNN(task.input_size, 5, saturation_low=0.5, saturation_high=1.0), task.output_size,
                               "all").double()
-        make_estimator(name, truncation, 5, feedback=(0.0, 0.0)).backward(model, batch, task)
+        make_estimator(name, **options).backward(model, batch, task)
         grads.append([p.grad for p in model.parameters()])
     for dsf, tbptt in zip(*grads):
         assert torch.allclose(dsf, tbptt, atol=1e-12)

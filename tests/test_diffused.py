@@ -171,12 +171,12 @@ def test_smoothed_cells_go_through_dsf_which_at_zero_feedback_is_truncated_bptt(
     model = SequenceModel(make(), task.output_size, task.readout)
     model.cell.set_smoothing(0.3)
     grads = []
-    for estimator in (make_estimator("dsf", None, 5, 0, (0.0, 0.0)), make_estimator("tbptt", 1, 5, 0, (0.0, 1.0))):
+    for estimator in (make_estimator("dsf", feedback="constant", feedback_high=0.0), make_estimator("tbptt", truncation=1)):
         model.zero_grad()
         estimator.backward(model, batch, task)
         grads.append([p.grad.clone() for p in model.parameters()])
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
     model.cell.set_smoothing(0.0)
     model.zero_grad()
-    make_estimator("tbptt", 1, 5, 0, (0.0, 1.0)).backward(model, batch, task)
+    make_estimator("tbptt", truncation=1).backward(model, batch, task)
     assert not all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(grads[1], model.parameters()))

@@ -49,7 +49,7 @@ def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
     steps = batch.x.shape[0]
     loss_b, bptt = grads_of(model, make_estimator("bptt"), batch, task)
     for k in (steps, steps + 5):
-        loss_t, tbptt = grads_of(model, make_estimator("tbptt", k), batch, task)
+        loss_t, tbptt = grads_of(model, make_estimator("tbptt", truncation=k), batch, task)
         assert torch.allclose(loss_b, loss_t)
         for a, b in zip(bptt, tbptt):
             assert torch.allclose(a, b, atol=1e-12)
@@ -60,7 +60,7 @@ def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k):
     task, model, batch = setup(cell, task_name)
-    _, got = grads_of(model, make_estimator("tbptt", k), batch, task)
+    _, got = grads_of(model, make_estimator("tbptt", truncation=k), batch, task)
     want = reference_truncated_grads(model, batch, task, k)
     for a, b in zip(got, want):
         assert torch.allclose(a, b, atol=1e-12)
@@ -91,5 +91,9 @@ def test_estimator_errors():
         make_estimator("tbptt")
     with pytest.raises(LongdepsError, match="unknown gradient estimator 'rtrl'"):
         make_estimator("rtrl")
-    with pytest.raises(LongdepsError, match="applies to tbptt only"):
-        make_estimator("bptt", 5)
+    with pytest.raises(LongdepsError, match="gradient.truncation=5 applies to tbptt only, not 'bptt'"):
+        make_estimator("bptt", truncation=5)
+    with pytest.raises(LongdepsError, match="gradient.exact_window=3 applies to dsf only, not 'tbptt'"):
+        make_estimator("tbptt", truncation=2, exact_window=3)
+    with pytest.raises(TypeError):
+        make_estimator("tbptt", 5)  # options are keywords: a positional 5 is not a truncation

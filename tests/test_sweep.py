@@ -275,3 +275,17 @@ def test_report_has_a_section_per_task_and_labels_models_by_their_cell(tmp_path)
     for slug in ("adding-arjovsky2016-t-5", "adding-arjovsky2016-t-7"):
         assert (tmp_path / "out" / f"learning_curves-{slug}.png").exists()
         assert f"(gradient_profile-{slug}.png)" in text
+
+
+def test_report_tables_and_plots_gradient_alignment_where_runs_measure_it(tmp_path):
+    base = {**TINY, "cell": {"name": "gru", "hidden_size": 4},
+            "train": {**TINY.get("train", {}), "alignment_every": 1, "eval_every": 2, "steps": 4, "stop_when_solved": False}}
+    grid = {"gradient": [{"name": "bptt"}, {"name": "tbptt", "truncation": 1}]}
+    suite = load_suite(str(write_suite(tmp_path, "aligned", grid=grid, seeds=[0, 1], base=base)))
+    run_suite(suite, tmp_path / "res", Sequential(threads=1), progress=False)
+    text = write_report(ResultStore(tmp_path / "res"), tmp_path / "out", "aligned").read_text()
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| gradient=")}
+    # exact BPTT is aligned with itself at every evaluation; fully truncated BPTT is not
+    assert "| 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in rows["| gradient=bptt"]
+    assert "| 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 |" not in rows["| gradient=tbptt"]
+    assert "| gradient cosine with BPTT |" in text and (tmp_path / "out" / "alignment.png").exists()

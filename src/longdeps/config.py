@@ -70,8 +70,20 @@ class GradientConfig:
     name: str = "bptt"  #: bptt | tbptt | dsf
     truncation: int | None = None  #: tbptt: steps k
     clip_norm: float | None = None  #: global L2 norm bound; None: no clipping
-    feedback_low: float = 0.0  #: dsf: lambda ~ U[feedback_low, feedback_high] per unit, fixed
-    feedback_high: float = 1.0
+    #: dsf (None: the estimator's default): the fixed feedback A replacing every step Jacobian:
+    #: stationary (the mean step Jacobian, the default) | stationary-diagonal (its diagonal) |
+    #: uniform (diag(lambda), lambda ~ U[feedback_low, feedback_high]) | constant (lambda = feedback_low = feedback_high)
+    feedback: str | None = None
+    feedback_low: float | None = None  #: dsf uniform/constant (default 0)
+    feedback_high: float | None = None  #: dsf uniform/constant (default 1)
+    refresh_every: int | None = None  #: dsf stationary: updates between two estimates of A (default 50)
+    jacobian_steps: int | None = None  #: dsf stationary: evenly spaced steps the mean is taken over (default 8)
+    jacobian_examples: int | None = None  #: dsf stationary: examples of the batch it is taken over (default 8)
+    exact_window: int | None = None  #: dsf: steps back each error travels through the exact Jacobians before the feedback (default 0)
+
+    def options(self) -> dict[str, Any]:
+        """The estimator's options (every field but the name and the clipping bound)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "clip_norm")}
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,9 @@ class TrainConfig:
     #: population statistics before every evaluation (None: the whole training set, or 10,000
     #: generated examples; 0: use the moving averages instead)
     population_examples: int | None = None
+    #: at evaluations at least this many updates after the last measurement, the cosine between
+    #: the estimator's gradient and the exact BPTT gradient on one fixed training batch (None: off)
+    alignment_every: int | None = None
     device: str = "cpu"
 
 

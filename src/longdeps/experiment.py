@@ -32,7 +32,7 @@ from longdeps.config import RunConfig
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
 from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
-from longdeps.gradients import hidden_gradient_norms, make_estimator
+from longdeps.gradients import alignment, hidden_gradient_norms, make_estimator
 from longdeps.model import SequenceModel
 from longdeps.optim import make_optimizer
 from longdeps.sampling import make_sampler
@@ -99,9 +99,7 @@ class Run:
                               train_size=t.train_size, data_seed=t.data_seed, data_dir=data_dir)
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.cell.options())
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout).to(self.device)
-        g = config.gradient
-        self.estimator = make_estimator(g.name, g.truncation, config.cell.hidden_size, tc.seed,
-                                        (g.feedback_low, g.feedback_high))
+        self.estimator = make_estimator(config.gradient.name, seed=tc.seed, **config.gradient.options())
         self.sampler = make_sampler(config.sampler, self.task, self.model)
         updates_per_epoch = Fraction(self.task.train_size, tc.batch_size) if self.task.train_size else None
         self.continuation = make_continuation(config.continuation, self.model, updates_per_epoch, tc.seed)
@@ -109,6 +107,9 @@ class Run:
         self.data_generator = seeded_generator("train-batches", tc.seed)
         self.probe = self.task.split("val")[0]
         self.probe = self.probe.select(torch.arange(min(tc.profile_examples, self.probe.size)))
+        if tc.alignment_every is not None and tc.alignment_every < 1:
+            raise LongdepsError(f"train.alignment_every must be a positive integer or null, got {tc.alignment_every!r}")
+        self.alignment_batch = self.task.fixed_train_batch(tc.batch_size, tc.seed) if tc.alignment_every else None
 
         self.step = 0
         self.examples_seen = 0
@@ -275,7 +276,10 @@ class Run:
             "train_loss": sum(losses) / len(losses), "grad_norm": sum(norms) / len(norms), "grad_norm_max": max(norms),
             "val": val, "val_metric": val[self.task.metric], "solved": bool(self.task.solved(val)),
             "grad_profile": [float(v) for v in profile], "smoothing": smoothing, **self.sampler.statistics(),
+            **self.estimator.statistics(),
         }
+        if self.alignment_due():
+            record["alignment"] = alignment(self.model, self.alignment_batch.to(self.device), self.task, self.estimator)
         self.history.append(record)
         self.store.add_eval(self.run_id, record)
         with open(self.dir / "metrics.jsonl", "a") as f:
@@ -283,6 +287,15 @@ class Run:
         if self.best is None or self.is_better(val, self.best["val"]):
             self.best = {"step": self.step, "val": val, "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
         return record
+
+    def alignment_due(self) -> bool:
+        """Whether this evaluation measures the gradient's alignment: ``train.alignment_every``
+        updates or more after the last one that did."""
+        every = self.config.train.alignment_every
+        if not every:
+            return False
+        last = max((r["step"] for r in self.history if "alignment" in r), default=0)
+        return self.step - last >= every
 
     def is_better(self, new: dict[str, float], old: dict[str, float]) -> bool:
         """Higher (or lower) headline metric, then lower loss."""

@@ -14,6 +14,10 @@ plots it cites:
 - ``gradient_profile.png``: ``||dL/dh_t||`` against the time step ``t`` at
   the first and the last evaluation, the mean over seeds, on a log scale:
   how much error signal from the loss reaches each step;
+- ``alignment.png`` (runs that measure it, ``train.alignment_every``): the
+  cosine between the estimator's gradient and exact BPTT's, for all cell
+  parameters and for the recurrent weights, and their norm ratio, against
+  updates (mean over seeds, min-max band);
 - ``sampler_refreshes.png`` (runs whose sampler records refreshes, ``sgr``):
   the fraction of each refresh pool inside the band and the quantiles of
   log10 rho against updates, the mean over seeds.
@@ -257,6 +261,60 @@ def plot_sampler_refreshes(settings: list[Setting], path: Path) -> None:
     plt.close(fig)
 
 
+def _alignments(setting: Setting, key: str) -> list[list[float]]:
+    """Per run of ``setting``, its ``alignment[key]`` figures in order (runs without any left out)."""
+    runs = [[r["alignment"][key] for r in evals if "alignment" in r] for evals in setting.evals]
+    return [values for values in runs if values]
+
+
+def alignment_table(settings: list[Setting], heading: str, image: str) -> list[str]:
+    """Markdown lines: how well each setting's gradient points along the exact one, and the plot
+    ``image``; none when no run measured it."""
+    lines = [f"{heading} Gradient alignment with exact BPTT", "",
+             "| setting | cosine, first | cosine, last | cosine, mean over training | recurrent weights, mean "
+             "| norm / exact norm, mean |", "|---|---|---|---|---|---|"]
+    for s in settings:
+        cosines = _alignments(s, "cosine")
+        if not cosines:
+            continue
+        mean_of = lambda key: mean_std([statistics.fmean(v) for v in _alignments(s, key)], "{:.2f}")  # noqa: E731
+        lines.append(f"| {s.label} | {mean_std([v[0] for v in cosines], '{:.2f}')} | {mean_std([v[-1] for v in cosines], '{:.2f}')} "
+                     f"| {mean_of('cosine')} | {mean_of('cosine_recurrent')} | {mean_of('norm_ratio')} |")
+    note = ("Cosine between the estimator's gradient of the cell parameters and the exact (BPTT) gradient on one "
+            "fixed training batch, at the evaluations; mean ± standard deviation over seeds.")
+    return lines + ["", note, "", f"![gradient alignment]({image})", ""] if len(lines) > 4 else []
+
+
+def plot_alignment(settings: list[Setting], path: Path) -> None:
+    """Cosine with the exact gradient (all cell parameters, recurrent weights) and the norm ratio
+    against updates, mean over seeds with a min-max band."""
+    panels = (("cosine", "cosine, all cell parameters"), ("cosine_recurrent", "cosine, recurrent weights"),
+              ("norm_ratio", "||estimate|| / ||exact||"))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4))
+    for setting in settings:
+        color = None
+        for ax, (key, _) in zip(axes, panels):
+            steps, values = _curve(setting.evals, lambda r: r["alignment"][key] if "alignment" in r else np.nan)
+            if not len(steps) or np.isnan(values).all():
+                break
+            keep = ~np.isnan(values).all(axis=0)
+            line, = ax.plot(steps[keep], np.nanmean(values[:, keep], axis=0), color=color,
+                            label=f"{setting.label} (n={len(setting.runs)})")
+            color = line.get_color()
+            ax.fill_between(steps[keep], np.nanmin(values[:, keep], axis=0), np.nanmax(values[:, keep], axis=0),
+                            color=color, alpha=0.2)
+    for ax, (key, title) in zip(axes, panels):
+        ax.set(xlabel="updates", ylabel=title, title=title + " (against exact BPTT)")
+        if key == "norm_ratio":
+            ax.set_yscale("log")
+        else:
+            ax.axhline(0, color="grey", linewidth=0.5)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def time_to_target(settings: list[Setting], heading: str = "##") -> list[str]:
     """Markdown lines: per setting, the updates, epochs and training wall time to the first
     evaluation that met the task's target (solved runs), and the cost of an update."""
@@ -335,33 +393,41 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
     results = [json.loads(path.read_text()) for r in runs if (path := store.run_dir(r["run_id"]) / "result.json").exists()]
     rules = sorted({result.get("solved_rule", "") for result in results})
     memoryless = results[0].get("baseline", {}).get("loss") if results else None
+    aligned = any(_alignments(s, "cosine") for s in settings)
 
     lines = [f"Task: {', '.join(tasks)}. Solved when: {'; '.join(r for r in rules if r) or 'n/a'}."
              + (f" Memoryless baseline loss: {memoryless:.4g} (the best a model that ignores its inputs can do)."
                 if memoryless else ""), "",
              f"| setting | runs | solved | updates to solve | best val {metric} | test {metric} | test loss "
-             + ("| test loss / memoryless " if memoryless else "") + "| wall time per run (s) |",
-             "|---|---|---|---|---|---|---|---|" + ("---|" if memoryless else "")]
+             + ("| test loss / memoryless " if memoryless else "") + ("| gradient cosine with BPTT " if aligned else "")
+             + "| wall time per run (s) |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if memoryless else "") + ("---|" if aligned else "")]
     for s in settings:
         solved = [r for r in s.runs if r["solved"]]
         ratio = f"| {mean_std([r['test_loss'] / memoryless for r in s.runs])} " if memoryless else ""
+        cosine = f"| {mean_std([statistics.fmean(v) for v in _alignments(s, 'cosine')], '{:.2f}')} " if aligned else ""
         lines.append(
             f"| {s.label} | {len(s.runs)} | {len(solved)}/{len(s.runs)} | {mean_std([r['solved_step'] for r in solved], '{:.0f}')} "
             f"| {mean_std([r['best_val_metric'] for r in s.runs])} | {mean_std([r['test_metric'] for r in s.runs])} "
-            f"| {mean_std([r['test_loss'] for r in s.runs])} {ratio}| {mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
-    lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights.", ""]
+            f"| {mean_std([r['test_loss'] for r in s.runs])} {ratio}{cosine}| {mean_std([r['wall_time'] for r in s.runs], '{:.1f}')} |")
+    lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights"
+              + ("; gradient cosine: the mean over each run's evaluations (see below)." if aligned else "."), ""]
     heading = "###" if slug else "##"  # under the task's own heading when there are several
     lines += setting_details(settings)
     lines += time_to_target(settings, heading)
     if paper:
         lines += paper_table(settings, paper, metric, heading)
     curves, profile, refreshes = f"learning_curves{slug}.png", f"gradient_profile{slug}.png", f"sampler_refreshes{slug}.png"
+    aligned = f"alignment{slug}.png"
+    alignment_lines = alignment_table(settings, heading, aligned)
     sampler_lines = sampler_table(settings, heading, refreshes)
-    lines += sampler_lines
+    lines += alignment_lines + sampler_lines
     lines += [f"![learning curves]({curves})", "", f"![gradient profile]({profile})", "",
               "Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
     plot_learning_curves(settings, metric, out / curves)
     plot_gradient_profiles(settings, out / profile)
+    if alignment_lines:
+        plot_alignment(settings, out / aligned)
     if sampler_lines:
         plot_sampler_refreshes(settings, out / refreshes)
     return lines

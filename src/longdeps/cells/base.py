@@ -144,6 +144,17 @@ class RecurrentCell(nn.Module, ABC):
         """``forward`` through a fused kernel, time-major; ``None`` where there is none."""
         return None
 
+    @torch.no_grad()
+    def native_states(self, x: torch.Tensor, state: State) -> tuple[State, torch.Tensor | None] | None:
+        """Every state ``0..T`` (components ``(T + 1, B, .)``) through the fused kernel, without
+        autograd, and the recurrent inputs ``(T, B, G)`` where they were formed on the way (else
+        None); None where ``forward`` would not run a fused kernel. Here: cells whose state is
+        the hidden vector that the kernel returns at every step."""
+        if not self.fused or self.hidden(state) is not state:
+            return None
+        fused = self.native_forward(x, state)
+        return None if fused is None else (torch.cat([state[None], fused[0]]), None)
+
     # -- diffusion ----------------------------------------------------------
     def set_smoothing(self, sigma: float) -> None:
         """Diffuse the cell at weight-noise scale ``sigma`` (0: the plain cell)."""
@@ -160,6 +171,11 @@ class RecurrentCell(nn.Module, ABC):
     def smoothed(self) -> bool:
         """Whether ``update`` diffuses its nonlinearities now (smoothing > 0, training mode)."""
         return self.training and self.smoothing > 0
+
+    @property
+    def couples_examples(self) -> bool:
+        """Whether one example's step depends on the other examples of the batch (batch statistics)."""
+        return False
 
     @property
     def fused(self) -> bool:

@@ -73,6 +73,10 @@ class BNLSTM(RecurrentCell):
         else:
             self.beta_c = nn.Parameter(torch.zeros(hidden_size))
 
+    @property
+    def couples_examples(self) -> bool:
+        return self.batch_norm and self.training
+
     def initial_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.h0.expand(batch_size, -1)
         if self.training and self.initial_noise > 0:

@@ -8,6 +8,7 @@ from torch import nn
 
 from longdeps.cells.base import RecurrentCell, State, StepWeights
 from longdeps.functional.init import init_weight_
+from longdeps.functional.scan import linear_scan
 
 #: gate order of ``torch.nn.LSTM``: input, forget, candidate, output
 INPUT, FORGET, CANDIDATE, OUTPUT = range(4)
@@ -73,3 +74,19 @@ class LSTM(RecurrentCell):
         h, c = state
         outputs, (h_n, c_n) = self.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)))
         return outputs, (h_n[0], c_n[0])
+
+    @torch.no_grad()
+    def native_states(self, x: torch.Tensor, state: State) -> tuple[State, torch.Tensor] | None:
+        """Every ``h_t`` from the fused kernel; then every gate from one product over all steps
+        (each ``h_{t-1}`` being known) and ``c_t = f_t c_{t-1} + i_t g_t`` by a forward scan."""
+        if not self.fused:
+            return None
+        h0, c0 = state
+        h = torch.cat([h0[None], self.native_forward(x, state)[0]])
+        gh = F.linear(h[:-1], self.lstm.weight_hh_l0)
+        i, f, g, _ = (self.project_input(x) + gh).chunk(4, -1)
+        forget = torch.sigmoid(f)
+        written = torch.sigmoid(i).mul_(torch.tanh(g))
+        written[0].addcmul_(forget[0], c0)
+        c = linear_scan(forget, written, reverse=False)
+        return (h, torch.cat([c0[None], c])), gh

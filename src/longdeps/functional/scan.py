@@ -1,14 +1,16 @@
-"""The reverse-time linear recurrence g_t = e_t + a * g_{t+1}, g_{T-1} = e_{T-1}.
+"""The linear recurrence g_t = e_t + a_t * g_{t+1} (reverse time, the default) or
+g_t = e_t + a_t * g_{t-1} (forward time), elementwise.
 
-``a`` is fixed per unit (broadcast over the trailing dimensions of ``e``),
-``e`` is ``(T, ...)``. Two backends compute the same thing:
+``e`` is ``(T, ...)``; ``a`` is either fixed (broadcast against ``e[0]``, e.g. one
+coefficient per unit) or has ``e``'s shape (one coefficient per step). Real or
+complex dtypes. Two backends compute the same thing:
 
 - ``"loop"``: T steps, one fused multiply-add each; the fastest on a CPU
-  (shared/design/performance.md measured 10-12 ms at T = 1000).
+  (about 10-12 ms at T = 1000, batch 32, 256 units).
 - ``"doubling"``: the parallel (Hillis-Steele) scan: ceil(log2 T) passes, pass
-  k adding a^(2^k) times the partial sum 2^k steps later, each pass one
-  vectorised operation over all steps; made for GPUs, where T sequential
-  kernel launches dominate.
+  k adding the coefficient product over 2^k steps times the partial sum 2^k
+  steps away, each pass one vectorised operation over all steps; made for
+  GPUs, where T sequential kernel launches dominate.
 
 ``backend="auto"`` picks the loop on a CPU and the doubling scan elsewhere.
 Both are checked against a float64 loop in the tests; with |a| <= 1 they agree
@@ -24,28 +26,36 @@ from longdeps.errors import LongdepsError
 BACKENDS = ("auto", "loop", "doubling")
 
 
-def _loop(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+def _loop(a: torch.Tensor, e: torch.Tensor, per_step: bool) -> torch.Tensor:
     g = torch.empty_like(e)
     g[-1] = e[-1]
     for t in range(e.shape[0] - 2, -1, -1):
-        torch.addcmul(e[t], a, g[t + 1], out=g[t])
+        torch.addcmul(e[t], a[t] if per_step else a, g[t + 1], out=g[t])
     return g
 
 
-def _doubling(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-    g, power, shift = e, a, 1
+def _doubling(a: torch.Tensor, e: torch.Tensor, per_step: bool) -> torch.Tensor:
+    g, product, shift = e, a, 1
     while shift < e.shape[0]:
-        g = torch.cat([torch.addcmul(g[:-shift], power, g[shift:]), g[-shift:]])
-        power, shift = power * power, shift * 2
+        head = product[:-shift] if per_step else product
+        g = torch.cat([torch.addcmul(g[:-shift], head, g[shift:]), g[-shift:]])
+        product = torch.cat([product[:-shift] * product[shift:], product[-shift:]]) if per_step else product * product
+        shift *= 2
     return g
 
 
-def linear_scan(a: torch.Tensor, e: torch.Tensor, backend: str = "auto") -> torch.Tensor:
-    """``g`` ``(T, ...)`` with ``g_t = e_t + a * g_{t+1}``; ``a`` broadcasts against ``e[0]``."""
+def linear_scan(a: torch.Tensor, e: torch.Tensor, backend: str = "auto", reverse: bool = True) -> torch.Tensor:
+    """``g`` ``(T, ...)`` with ``g_t = e_t + a_t * g_{t+1}`` (``reverse``) or ``e_t + a_t * g_{t-1}``;
+    ``a`` broadcasts against ``e[0]`` (the same at every step) or has ``e``'s shape."""
     if backend not in BACKENDS:
         raise LongdepsError(f"unknown scan backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if e.shape[0] == 0:
         return e
+    per_step = a.dim() == e.dim()
+    if per_step and a.shape[0] != e.shape[0]:
+        raise LongdepsError(f"per-step scan coefficients need {e.shape[0]} steps, got {a.shape[0]}")
+    if not reverse:
+        return linear_scan(a.flip(0) if per_step else a, e.flip(0), backend).flip(0)
     if backend == "auto":
         backend = "loop" if e.device.type == "cpu" else "doubling"
-    return _loop(a, e) if backend == "loop" else _doubling(a, e)
+    return (_loop if backend == "loop" else _doubling)(a, e, per_step)

@@ -35,6 +35,10 @@ class GradientEstimator(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
+    def statistics(self) -> dict[str, Any]:
+        """What the estimator reports in each evaluation record (e.g. how its feedback was formed)."""
+        return {}
+
     def describe(self) -> dict[str, object]:
         """Settings recorded with results."""
         return {"gradient": self.name}

@@ -1,34 +1,65 @@
-"""Stationary diagonal state feedback (DSF; Caillon, Fagnou & Allauzen 2025).
+"""Stationary state feedback (DSF; Caillon, Fagnou & Allauzen 2025).
 
-BPTT carries the error back through time by the cell Jacobians,
-``g_t = e_t + J_t^T g_{t+1}``. DSF replaces every ``J_t`` by one fixed
-diagonal matrix ``diag(lambda)``:
+BPTT carries the error back through time by the cell's step Jacobians
+``J_t = d s_t / d s_{t-1}``, ``g_t = e_t + J_{t+1}^T g_{t+1}``. DSF assumes the
+dynamics stationary and replaces every ``J_t`` by one fixed matrix ``A``:
 
-    g_t = e_t + lambda * g_{t+1},      e_t = dL_t/dh_t through the readout only,
+    g_t = e_t + A^T g_{t+1},      e_t = dL_t/ds_t through the readout only,
 
-a reverse-time linear recurrence computed by ``linear_scan``. Parameter
-gradients are then ``sum_t (d+h_t/dtheta)^T g_t``, where ``d+`` is the
-derivative of one step with the previous state held fixed.
+a linear time-invariant reverse-time system. With ``A = P diag(mu) P^-1``
+(complex in general) every eigen-coordinate ``u_t = g_t P`` (row vectors) is
+an independent scalar recurrence ``u_t = e_t P + mu * u_{t+1}``: one product
+into the eigenbasis, the elementwise ``linear_scan`` (a log-depth parallel scan
+on GPUs), one product back. Parameter gradients are then
+``sum_t (d+s_t/dtheta)^T g_t``, ``d+`` being the derivative of one step with
+the previous state held fixed. The state ``s`` is the cell's whole state
+(``[h; c]`` for an LSTM, see ``longdeps.gradients.jacobian``); the readout's
+error enters through ``h``.
+
+How ``A`` is formed (``feedback``); it is fixed between refreshes and never trained:
+
+- ``stationary``: the mean of the cell's own step Jacobians over
+  ``jacobian_steps`` evenly spaced steps and the first ``jacobian_examples``
+  examples of a training batch, re-estimated after every ``refresh_every``
+  updates from that update's batch. Eigenvalues with ``|mu| > RADIUS`` are
+  scaled to ``RADIUS`` (phase kept) so that the feedback stays stable over
+  long sequences. Where the eigenvectors are ill-conditioned
+  (``cond(P) > MAX_CONDITION``) the scan runs on ``A`` itself, step by step,
+  scaled to spectral radius ``RADIUS`` when above it. Each evaluation
+  record says which was used and how many eigenvalues were scaled. On a CPU
+  the loop backend runs every full ``A`` step by step (see ``scan``).
+- ``stationary-diagonal``: the diagonal of that mean, clamped to
+  ``[-RADIUS, RADIUS]``.
+- ``uniform``: ``diag(lambda)``, ``lambda ~ U[low, high]`` per state unit,
+  drawn once from the run's seed (the reading of secondary summaries).
+- ``constant``: ``lambda = low = high`` for every unit.
+
+``A = 0`` is fully truncated BPTT; for a linear cell ``s_t = W s_{t-1} + U x_t``
+the stationary ``A`` is ``W`` and DSF is exact BPTT.
+
+``exact_window = k > 0`` is a hybrid: every error travels back through the
+cell's true Jacobians for its first ``k`` steps back and by ``A`` beyond them:
+
+    g = sum_{j<k} C_j + scan_A(C_k),   C_0 = e,   C_{j+1}[t-1] = J_t^T C_j[t],
+
+where every ``C_{j+1}`` is one vector-Jacobian product of all steps at once
+(parallel in time). ``k >= T - 1`` is exact BPTT; with ``A = 0`` and the loss on
+the last step alone it is truncated BPTT through the last ``k + 1`` steps.
 
 How it is computed, without redoing the forward's arithmetic:
 
-1. the forward runs without autograd and keeps, per step, the previous state
-   and the recurrent input ``gh_t = W h_{t-1} + b`` (preallocated buffers; a
-   cell whose state is ``h`` alone runs its fused kernel instead, and ``gh``
-   is recomputed in step 4);
+1. the forward runs without autograd and keeps every state (through the fused
+   kernel where the cell has one, ``RecurrentCell.native_states``; else a
+   step loop that also keeps the recurrent inputs ``gh_t = W h_{t-1} + b``);
 2. ``e_t`` comes from one backward through the readout over all steps;
-3. ``g`` from the scan;
+3. ``g`` from the scan (and the exact window's products);
 4. the local derivatives of many steps at once (blocks of 64): the input
    projection is redone as one batched matmul, the recurrent input reuses the
-   kept ``gh_t`` (``known_linear``: its weight gradient is one matrix product
-   over the block), and the cell's ``update`` runs on the whole block; one
-   backward of ``sum_t <g_t, h_t>`` per block fills ``.grad``.
+   kept ``gh_t`` (``known_linear``), and the cell's ``update`` runs on the whole
+   block; one backward of ``sum_t <g_t, s_t>`` per block fills ``.grad``. A
+   trainable initial state is a parameter of the first step, as in truncated
+   BPTT.
 
-``lambda`` is drawn once per hidden unit from U[low, high] with the run's
-seed and never trained (a constant when low == high); ``lambda = 0`` is fully
-truncated BPTT, and for a diagonal linear cell with recurrence ``lambda`` DSF
-is exact BPTT. For an LSTM the whole previous state ``(h, c)`` is held fixed
-and the feedback runs on ``h`` (the paper uses GRUs, whose state is ``h``).
 The model here is one recurrent layer; in a stack, a lower layer's ``e_t``
 would be the upper layer's local input derivative applied to its ``g_t``.
 """
@@ -45,119 +76,231 @@ from longdeps.errors import LongdepsError
 from longdeps.functional.known_linear import known_linear
 from longdeps.functional.scan import linear_scan
 from longdeps.gradients.base import GradientEstimator
+from longdeps.gradients.jacobian import flatten_state, state_parts, step_jacobians, unflatten_state
 from longdeps.model import SequenceModel
 from longdeps.tasks import Batch, Task, seeded_generator
 
-
-def _parts(state: State) -> tuple[torch.Tensor, ...]:
-    return state if isinstance(state, tuple) else (state,)
-
-
-def _with_first(states: State, first: State) -> State:
-    """``states`` (leading dim T) with step 0 replaced by the live ``first`` where it needs gradients."""
-    def join(stack: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-        return torch.cat([live[None], stack[1:]]) if live.requires_grad else stack
-    parts = tuple(join(s, f) for s, f in zip(_parts(states), _parts(first)))
-    return parts if isinstance(states, tuple) else parts[0]
+FEEDBACKS = ("stationary", "stationary-diagonal", "uniform", "constant")
+RADIUS = 0.999  #: largest |eigenvalue| (or diagonal entry) a stationary feedback keeps
+MAX_CONDITION = 1e4  #: above this condition number of the eigenvectors the scan runs on A itself
 
 
 class DSF(GradientEstimator):
-    """Gradients through time from fixed diagonal state feedbacks (see the module docstring).
+    """Gradients through time from a fixed state feedback (see the module docstring).
 
     Args:
-        hidden_size: units ``H`` (one feedback coefficient each).
-        low, high: range of the uniform draw of ``lambda``.
-        seed: the run's seed; ``lambda`` is a function of it alone.
+        feedback: how ``A`` is formed: one of ``FEEDBACKS``.
+        feedback_low, feedback_high: ``uniform``'s range (``constant``: both the value).
+        seed: the run's seed (``uniform``'s draw is a function of it alone).
+        refresh_every: updates between two estimates of a stationary ``A``.
+        jacobian_steps, jacobian_examples: the sample the mean Jacobian is taken over.
+        exact_window: steps of exact backpropagation before the feedback takes over.
         scan_backend: ``longdeps.functional.scan`` backend.
         block: steps whose local derivatives are formed together.
     """
 
     name = "dsf"
 
-    def __init__(self, hidden_size: int, low: float = 0.0, high: float = 1.0, seed: int = 0,
-                 scan_backend: str = "auto", block: int = 64):
-        if not low <= high:
-            raise LongdepsError(f"dsf feedback range needs low <= high, got [{low}, {high}]")
-        generator = seeded_generator("dsf-feedback", seed)
-        self.feedback = low + (high - low) * torch.rand(hidden_size, generator=generator)
-        self.low, self.high = low, high
-        self.scan_backend = scan_backend
-        self.block = block
+    def __init__(self, feedback: str = "stationary", feedback_low: float = 0.0, feedback_high: float = 1.0,
+                 seed: int = 0, refresh_every: int = 50, jacobian_steps: int = 8, jacobian_examples: int = 8,
+                 exact_window: int = 0, scan_backend: str = "auto", block: int = 64):
+        if feedback not in FEEDBACKS:
+            raise LongdepsError(f"unknown gradient.feedback {feedback!r}; choose from {', '.join(FEEDBACKS)}")
+        if not feedback_low <= feedback_high:
+            raise LongdepsError(f"dsf feedback range needs low <= high, got [{feedback_low}, {feedback_high}]")
+        if feedback == "constant" and feedback_low != feedback_high:
+            raise LongdepsError(f"gradient.feedback=constant takes one value: set gradient.feedback_low equal "
+                                f"to gradient.feedback_high, got {feedback_low} and {feedback_high}")
+        for key, value, least in (("refresh_every", refresh_every, 1), ("jacobian_steps", jacobian_steps, 1),
+                                  ("jacobian_examples", jacobian_examples, 1), ("exact_window", exact_window, 0)):
+            if not isinstance(value, int) or value < least:
+                raise LongdepsError(f"gradient.{key} must be an integer >= {least}, got {value!r}")
+        self.kind, self.low, self.high, self.seed = feedback, feedback_low, feedback_high, seed
+        self.refresh_every, self.jacobian_steps, self.jacobian_examples = refresh_every, jacobian_steps, jacobian_examples
+        self.exact_window, self.scan_backend, self.block = exact_window, scan_backend, block
+        self.updates = 0  #: backward passes so far (the refresh clock)
+        #: the feedback in use: {"diagonal": (S,)}, {"eigenvalues": (S,), "basis": P, "inverse": P^-1} or {"matrix": A}
+        self.feedback: dict[str, torch.Tensor] | None = None
+        self.info: dict[str, Any] = {}  #: how the feedback in use was formed
 
+    # -- the estimator --------------------------------------------------------
     def backward(self, model: SequenceModel, batch: Batch, task: Task,
                  state: State | None = None) -> tuple[torch.Tensor, State]:
         cell, x = model.cell, batch.x
         state = cell.initial_state(batch.size) if state is None else state
-        states, recurrent_inputs = self.forward(cell, x, state)
+        states, recurrent_inputs = self.forward(cell, x, state)  # 1.
         hidden = cell.hidden(states)[1:].detach().requires_grad_()
         losses = task.per_example_loss(model.read(hidden), batch.y)
         losses.mean().backward()  # 2. readout gradients, and e_t in hidden.grad
-        g = linear_scan(self.feedback.to(device=x.device, dtype=hidden.dtype), hidden.grad, self.scan_backend)  # 3.
-        self.local_backward(cell, x, state, map_state(lambda s: s[:-1], states), recurrent_inputs, g)  # 4.
+        if self.feedback is None:
+            self.refresh(cell, x, states)
+        errors = flatten_state(map_state(lambda s: hidden.grad if s is cell.hidden(states) else s.new_zeros(s[1:].shape),
+                                         states))
+        g = self.propagate(cell, x, states, recurrent_inputs, errors)  # 3.
+        self.local_backward(cell, x, state, states, recurrent_inputs, g)  # 4.
+        self.updates += 1
+        if self.kind.startswith("stationary") and self.updates % self.refresh_every == 0:
+            self.refresh(cell, x, states)
         return losses.detach(), map_state(lambda s: s[-1].clone(), states)
 
     @staticmethod
     @torch.no_grad()
     def forward(cell, x: torch.Tensor, state: State) -> tuple[State, torch.Tensor | None]:
         """1. Run the cell over ``x`` ``(T, B, I)`` without autograd; returns every state
-        ``0..T`` (components ``(T + 1, B, .)``) and every recurrent input ``(T, B, G)``.
-
-        A cell whose state is its hidden vector and that has a fused kernel runs that
-        kernel (much faster than a step loop); its recurrent inputs are then not kept
-        (None) and the local pass recomputes them, one matrix product per block.
-        """
-        fused = cell.native_forward(x, state) if cell.fused and cell.hidden(state) is state else None
-        if fused is not None:
-            return torch.cat([state[None], fused[0]]), None
+        ``0..T`` (components ``(T + 1, B, .)``) and every recurrent input ``(T, B, G)``
+        (None where a fused kernel ran without forming them: the local pass recomputes
+        them, one matrix product per block)."""
+        native = cell.native_states(x, state)
+        if native is not None:
+            return native
         steps = x.shape[0]
         weights = cell.step_weights()
         inputs = cell.project(x)
         states = map_state(lambda s: s.new_empty(steps + 1, *s.shape), state)
         recurrent_inputs = None
         for t in range(steps):
-            for buffer, part in zip(_parts(states), _parts(state)):
+            for buffer, part in zip(state_parts(states), state_parts(state)):
                 buffer[t] = part
             gh = cell.recurrent_input(cell.hidden(state), weights)
             if recurrent_inputs is None:
                 recurrent_inputs = gh.new_empty(steps, *gh.shape)
             recurrent_inputs[t] = gh
             state = cell.update(inputs[t], gh, state, t, weights)
-        for buffer, part in zip(_parts(states), _parts(state)):
+        for buffer, part in zip(state_parts(states), state_parts(state)):
             buffer[steps] = part
         return states, recurrent_inputs
 
-    def local_backward(self, cell, x: torch.Tensor, initial: State, previous: State,
+    def propagate(self, cell, x: torch.Tensor, states: State, recurrent_inputs: torch.Tensor | None,
+                  errors: torch.Tensor) -> torch.Tensor:
+        """3. ``g`` ``(T, B, S)`` from the errors ``e`` ``(T, B, S)``: ``exact_window`` exact
+        steps back (one vector-Jacobian product of all steps each), the feedback beyond."""
+        total, chain = torch.zeros_like(errors), errors
+        for _ in range(self.exact_window):
+            total += chain
+            chain = self.step_back(cell, x, states, recurrent_inputs, chain)
+        return total + self.scan(chain)
+
+    def scan(self, e: torch.Tensor) -> torch.Tensor:
+        """``g_t = e_t + g_{t+1} A`` (row vectors) with the feedback in use: ``(T, B, S)``.
+
+        A full ``A`` runs in its eigenbasis with the doubling scan (GPUs), or step by step on
+        ``A`` itself with the loop backend (CPUs: T small products cost less there than two
+        large complex ones into and out of the eigenbasis) and where the eigenvectors are
+        ill-conditioned."""
+        fb = self.feedback
+        if "diagonal" in fb:
+            return linear_scan(fb["diagonal"].to(e), e, self.scan_backend)
+        backend = self.scan_backend if self.scan_backend != "auto" else ("loop" if e.device.type == "cpu" else "doubling")
+        if backend == "loop" or "eigenvalues" not in fb:
+            matrix, g = fb["matrix"].to(e), torch.empty_like(e)
+            g[-1] = e[-1]
+            for t in range(e.shape[0] - 2, -1, -1):
+                torch.addmm(e[t], g[t + 1], matrix, out=g[t])
+            return g
+        complex_dtype = (e.new_zeros(()) * 1j).dtype
+        basis, inverse = fb["basis"].to(e.device, complex_dtype), fb["inverse"].to(e.device, complex_dtype)
+        u = linear_scan(fb["eigenvalues"].to(e.device, complex_dtype), e.to(complex_dtype) @ basis, backend)
+        return (u @ inverse).real
+
+    def local_pass(self, cell, x: torch.Tensor, states: State, recurrent_inputs: torch.Tensor | None,
+                   start: int, stop: int, weights, previous: State | None = None) -> State:
+        """Steps ``start..stop-1`` from their kept previous states (or ``previous``, components
+        ``(stop - start, B, .)``) all at once, differentiable for ``weights`` and ``previous``."""
+        prev = map_state(lambda s: s[start:stop], states) if previous is None else previous
+        if recurrent_inputs is None:
+            gh = F.linear(cell.hidden(prev), weights.recurrent, weights.bias)
+        else:
+            gh = known_linear(cell.hidden(prev), weights.recurrent, weights.bias, recurrent_inputs[start:stop])
+        return cell.update(cell.project(x[start:stop]), gh, prev, range(start, stop), weights)
+
+    def step_back(self, cell, x: torch.Tensor, states: State, recurrent_inputs: torch.Tensor | None,
+                  chain: torch.Tensor) -> torch.Tensor:
+        """``out[t-1] = J_t^T chain[t]`` for every step ``t >= 1`` (``out[T-1] = 0``): ``(T, B, S)``."""
+        out = torch.zeros_like(chain)
+        with torch.no_grad():
+            weights = cell.step_weights()
+        like = map_state(lambda s: s[0], states)
+        with torch.enable_grad():
+            for start in range(0, x.shape[0], self.block):
+                stop = min(x.shape[0], start + self.block)
+                prev = flatten_state(map_state(lambda s: s[start:stop], states)).detach().requires_grad_()
+                local = self.local_pass(cell, x, states, recurrent_inputs, start, stop, weights,
+                                        unflatten_state(prev, like))
+                (back,) = torch.autograd.grad(flatten_state(local), prev, chain[start:stop])
+                out[max(start - 1, 0):stop - 1] = back[1:] if start == 0 else back
+        return out
+
+    def local_backward(self, cell, x: torch.Tensor, initial: State, states: State,
                        recurrent_inputs: torch.Tensor | None, g: torch.Tensor) -> None:
-        """4. Accumulate ``sum_t (d+h_t/dtheta)^T g_t`` into ``.grad``, ``block`` steps at a time
-        (blocks keep the intermediates small; measured 3x faster than all steps at once at
-        T = 1000). The per-sequence weights are computed once; their gradient, gathered on
-        detached copies, goes through their own graph once at the end. A trainable initial
-        state (``initial``, e.g. BN-LSTM's ``h_0``) is a parameter of the first step, as in
-        truncated BPTT."""
+        """4. Accumulate ``sum_t (d+s_t/dtheta)^T g_t`` into ``.grad``, ``block`` steps at a time
+        (blocks keep the intermediates small). The per-sequence weights are computed once; their
+        gradient, gathered on detached copies, goes through their own graph once at the end. A
+        trainable ``initial`` state is a parameter of the first step."""
         weights = cell.step_weights()
         leaves = weights.detached()
-        steps = x.shape[0]
-        for start in range(0, steps, self.block):
-            stop = min(steps, start + self.block)
-            prev = map_state(lambda s: s[start:stop], previous)
-            if start == 0:
-                prev = _with_first(prev, initial)
-            if recurrent_inputs is None:
-                gh = F.linear(cell.hidden(prev), leaves.recurrent, leaves.bias)
-            else:
-                gh = known_linear(cell.hidden(prev), leaves.recurrent, leaves.bias, recurrent_inputs[start:stop])
-            local = cell.update(cell.project(x[start:stop]), gh, prev, range(start, stop), leaves)
-            torch.autograd.backward(cell.hidden(local), g[start:stop])
+        like = map_state(lambda s: s[0], states)
+        for start in range(0, x.shape[0], self.block):
+            stop = min(x.shape[0], start + self.block)
+            previous = None
+            if start == 0 and any(p.requires_grad for p in state_parts(initial)):
+                parts = [torch.cat([live[None], s[1:stop]]) for s, live in zip(state_parts(states), state_parts(initial))]
+                previous = tuple(parts) if isinstance(states, tuple) else parts[0]
+            local = self.local_pass(cell, x, states, recurrent_inputs, start, stop, leaves, previous)
+            torch.autograd.backward(state_parts(local), state_parts(unflatten_state(g[start:stop], like)))
         pairs = [(w, leaf.grad) for w, leaf in zip(weights.tensors(), leaves.tensors()) if leaf.grad is not None]
         if pairs:
             torch.autograd.backward([w for w, _ in pairs], [grad for _, grad in pairs])
 
+    # -- the feedback ---------------------------------------------------------
+    @torch.no_grad()
+    def refresh(self, cell, x: torch.Tensor, states: State) -> None:
+        """Form the feedback (``uniform`` and ``constant``: once; stationary ones: from this batch)."""
+        size = flatten_state(map_state(lambda s: s[0, :1], states)).shape[-1]
+        if self.kind in ("uniform", "constant"):
+            if self.feedback is None:
+                generator = seeded_generator("dsf-feedback", self.seed)
+                draw = self.low + (self.high - self.low) * torch.rand(size, generator=generator, dtype=torch.float64)
+                self.feedback = {"diagonal": draw}
+                self.info = {"basis": "diagonal", "spectral_radius": float(draw.abs().max())}
+            return
+        steps = torch.linspace(0, x.shape[0] - 1, min(self.jacobian_steps, x.shape[0])).round().long().unique()
+        examples = torch.arange(min(self.jacobian_examples, x.shape[1]))
+        mean = step_jacobians(cell, x, states, steps.tolist(), examples).mean((0, 1)).double()
+        self.info = {"refreshed_at": self.updates}
+        if self.kind == "stationary-diagonal":
+            diagonal = mean.diagonal()
+            self.feedback = {"diagonal": diagonal.clamp(-RADIUS, RADIUS)}
+            self.info.update(basis="diagonal", scaled=int((diagonal.abs() > RADIUS).sum()),
+                             spectral_radius=float(diagonal.abs().max()))
+            return
+        eigenvalues, basis = torch.linalg.eig(mean)
+        radius = float(eigenvalues.abs().max())
+        condition = float(torch.linalg.cond(basis))
+        self.info.update(spectral_radius=radius, condition=condition,
+                         scaled=int((eigenvalues.abs() > RADIUS).sum()))
+        if condition > MAX_CONDITION:
+            self.feedback = {"matrix": mean * min(1.0, RADIUS / radius)}
+            self.info["basis"] = "dense"
+            return
+        eigenvalues = eigenvalues * (RADIUS / eigenvalues.abs()).clamp(max=1.0)
+        inverse = torch.linalg.inv(basis)
+        self.feedback = {"eigenvalues": eigenvalues, "basis": basis, "inverse": inverse,
+                         "matrix": ((basis * eigenvalues) @ inverse).real if self.info["scaled"] else mean}
+        self.info["basis"] = "eigen"
+
+    def statistics(self) -> dict[str, Any]:
+        """What the evaluation record shows of the feedback in use."""
+        return {"feedback": {"kind": self.kind, **self.info}}
+
     def state_dict(self) -> dict[str, Any]:
-        return {"feedback": self.feedback}
+        return {"feedback": self.feedback, "info": self.info, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.feedback = state["feedback"]
+        self.feedback, self.info, self.updates = state["feedback"], state["info"], state["updates"]
 
     def describe(self) -> dict[str, object]:
-        return {"gradient": self.name, "feedback_low": self.low, "feedback_high": self.high,
-                "feedback_mean": float(self.feedback.mean())}
+        settings = {"gradient": self.name, "feedback": self.kind, "exact_window": self.exact_window}
+        if self.kind in ("uniform", "constant"):
+            return {**settings, "feedback_low": self.low, "feedback_high": self.high}
+        return {**settings, "refresh_every": self.refresh_every, "jacobian_steps": self.jacobian_steps,
+                "jacobian_examples": self.jacobian_examples}

@@ -21,7 +21,7 @@ class TBPTT(GradientEstimator):
 
     name = "tbptt"
 
-    def __init__(self, truncation: int):
+    def __init__(self, truncation: int | None = None):
         if not isinstance(truncation, int) or truncation < 1:
             raise LongdepsError(f"tbptt needs gradient.truncation >= 1 steps, got {truncation!r}")
         self.k = truncation

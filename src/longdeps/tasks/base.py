@@ -142,6 +142,16 @@ class Task(ABC):
             self._pool = self.sample(self.train_size, gen)
         return self._pool.select(index)
 
+    def fixed_train_batch(self, batch_size: int, seed: int) -> Batch:
+        """One training batch that stays the same through a run, for probes: the first
+        examples of a finite training set (the first segment of carried-state streams), or
+        examples generated from ``seed`` with a generator of their own."""
+        if self.ordered:
+            return self.train_segment(0, batch_size)
+        if self.train_size:
+            return self.train_examples(torch.arange(min(batch_size, self.train_size)))
+        return self.sample(batch_size, seeded_generator("fixed-train-batch", seed))
+
     def split(self, name: Literal["val", "test"]) -> list[Batch]:
         """The fixed validation or test set, as batches; the same for every run."""
         if name not in self._fixed:
