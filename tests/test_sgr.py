@@ -12,7 +12,9 @@ from longdeps.cells import make_cell
 from longdeps.config import RunConfig, SamplerConfig
 from longdeps.experiment import Run
 from longdeps.functional.batchnorm import recompute_population_statistics
+from longdeps.cells import detach_state
 from longdeps.gradients import hidden_gradient_norms, long_term_ratio
+from longdeps.gradients.per_example import long_short_gradients
 from longdeps.model import SequenceModel
 from longdeps.sampling import make_sampler
 from longdeps.store import ResultStore
@@ -110,6 +112,8 @@ def test_bad_settings_get_one_line_errors():
     task, model, config = sgr_setup()
     with pytest.raises(LongdepsError, match="sampler.log10_rho_min=1.0 exceeds sampler.log10_rho_max=0.0"):
         make_sampler(dataclasses.replace(config, log10_rho_min=1.0, log10_rho_max=0.0), task, model)
+    with pytest.raises(LongdepsError, match="unknown sampler.rule 'pairs'; choose from example, batch"):
+        make_sampler(dataclasses.replace(config, rule="pairs"), task, model)
     with pytest.raises(LongdepsError, match="sampler.refresh_every must be a positive integer, got 0"):
         make_sampler(dataclasses.replace(config, refresh_every=0), task, model)
     with pytest.raises(LongdepsError, match="sampler sgr needs a fixed, unordered training set"):
@@ -118,13 +122,15 @@ def test_bad_settings_get_one_line_errors():
         make_sampler(dataclasses.replace(config, early_step=10), task, model).choose(5, torch.Generator())
 
 
-def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path):
+@pytest.mark.parametrize("rule", ["example", "batch"])
+def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path, rule):
     config = RunConfig().with_overrides([
         "task.variant=cn2016", "task.seq_len=10", "task.train_size=200", "task.val_size=50", "task.test_size=50",
         "cell.name=srn", "cell.hidden_size=8", "sampler.name=sgr", "sampler.pool_size=60", "sampler.refresh_every=7",
         "sampler.log10_rho_min=-1.5", "sampler.log10_rho_max=0", "sampler.min_eligible=8", "optimizer.name=sgd", "optimizer.lr=0.05",
         "optimizer.momentum=0.9", "train.steps=40", "train.eval_every=10", "train.checkpoint_every=20",
-        "train.batch_size=8", "train.profile_examples=8", "train.stop_when_solved=false"])
+        "train.batch_size=8", "train.profile_examples=8", "train.stop_when_solved=false", f"sampler.rule={rule}",
+        "sampler.early_step=4", "sampler.batch_tries=20"])
     whole = Run(config, ResultStore(tmp_path / "a")).execute(progress=False)
 
     broken = Run(config, ResultStore(tmp_path / "b"))
@@ -146,7 +152,79 @@ def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path)
     assert resumed.summary["test_metric"] == whole.summary["test_metric"]
     refreshes = [r for record in records(whole) for r in record["sampler_refreshes"]]
     assert [r["update"] for r in refreshes] == [0, 7, 14, 21, 28, 35]
-    assert all(r["pool"] == 60 and r["in_band"] + r["filled"] >= 8 for r in refreshes)
+    if rule == "example":
+        assert all(r["pool"] == 60 and r["in_band"] + r["filled"] >= 8 for r in refreshes)
+    else:  # the candidate batches drawn at each refresh; batches filled from outside the band are counted
+        assert all(r["pool"] == 20 and r["rule"] == "batch" for r in refreshes)
+        assert all(isinstance(record["sampler_filled_batches"], int) for record in records(whole))
+
+
+def batch_rule_setup(cell="srn", size=40):
+    torch.manual_seed(0)
+    task = make_task("adding", seq_len=10, variant="cn2016", train_size=size)
+    model = SequenceModel(make_cell(cell, task.input_size, 6), task.output_size, task.readout)
+    return task, model
+
+
+def batch_gradients(model, batch, task, cut=None):
+    """The cell's gradient of the batch's mean loss by ordinary autograd, with the state optionally
+    held fixed after step ``cut``: flattened ``(n,)``."""
+    model.zero_grad(set_to_none=True)
+    if cut is None:
+        hidden, _ = model.cell.unroll(batch.x)
+    else:
+        head, state = model.cell.unroll(batch.x[:cut + 1])
+        tail, _ = model.cell.unroll(batch.x[cut + 1:], detach_state(state), t0=cut + 1)
+        hidden = head + tail
+    task.per_example_loss(model.read(torch.stack(hidden)), batch.y).mean().backward()
+    return torch.cat([p.grad.flatten() for p in model.cell.parameters()])
+
+
+@pytest.mark.parametrize("cell", ["srn", "lstm"])
+@pytest.mark.parametrize("task_name", ["adding", "copy"])
+def test_batch_bound_is_never_below_the_batch_long_term_gradient_norm(cell, task_name):
+    """Per-example parts from ``long_short_gradients`` against the batch's own gradients by autograd:
+    they add up to them exactly, so the bound (mean of per-example long-term norms) is never
+    below the batch's actual long-term norm, and the Gram matrix gives its short-term norm."""
+    torch.manual_seed(1)
+    task = make_task(task_name, 10)
+    model = SequenceModel(make_cell(cell, task.input_size, 6), task.output_size, task.readout).double()
+    pool = task.sample(30, torch.Generator().manual_seed(2))
+    pool.x = pool.x.double()
+    if pool.y.is_floating_point():
+        pool.y = pool.y.double()
+    long, short = long_short_gradients(model, pool, task, boundary=3, chunk=7)
+    gram = short @ short.T
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        index = torch.randint(30, (5,), generator=gen)
+        batch = pool.select(index)
+        full, cut = batch_gradients(model, batch, task), batch_gradients(model, batch, task, cut=3)
+        assert torch.allclose(long[index].mean(0), full - cut, rtol=1e-9, atol=1e-12)
+        assert long[index].norm(dim=1).mean() >= (full - cut).norm() * (1 - 1e-12)
+        assert torch.allclose(gram[index][:, index].sum().sqrt() / 5, cut.norm(), rtol=1e-9)
+
+
+def test_batch_rule_draws_only_batches_in_the_band_or_counts_them_as_filled():
+    task, model = batch_rule_setup()
+    config = SamplerConfig(name="sgr", rule="batch", pool_size=None, early_step=4, batch_tries=50, refresh_every=1000)
+    probe = make_sampler(config, task, model)
+    probe.refresh_batches(5, torch.Generator().manual_seed(0))
+    _, log_ratio = probe.candidates(5, torch.Generator().manual_seed(1))
+    low, high = log_ratio.quantile(0.3).item(), log_ratio.quantile(0.7).item()
+    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=low, log10_rho_max=high), task, model)
+    gen = torch.Generator().manual_seed(4)
+    long, short = long_short_gradients(model, task.train_examples(torch.arange(40)), task, boundary=4)
+    for _ in range(15):
+        index = sampler.choose(5, gen)
+        ratio = long[index].norm(dim=1).mean() / short[index].mean(0).norm()
+        assert low - 1e-4 <= ratio.log10() <= high + 1e-4  # float32, summed in another order
+    assert sampler.statistics()["sampler_filled_batches"] == 0
+    nowhere = make_sampler(dataclasses.replace(config, log10_rho_min=50.0, log10_rho_max=60.0), task, model)
+    for _ in range(3):
+        nowhere.choose(5, gen)
+    stats = nowhere.statistics()
+    assert stats["sampler_filled_batches"] == 3 and stats["sampler_refreshes"][0]["in_band"] == 0
 
 
 def test_report_tables_and_plots_the_refreshes(tmp_path):

@@ -104,6 +104,11 @@ class SamplerConfig:
     #: closest to the band instead (at least the batch size; 250 keeps the 1000 draws between two
     #: refreshes of the C&N set-up from repeating an example more than about 4 times)
     min_eligible: int = 250
+    #: sgr: example (examples filtered by their ratio rho_i) | batch (batches composed by rejection so
+    #: that log10 of the bound on their long-term gradient norm over their short-term one is in the band;
+    #: the boundary between the two is the state after step early_step)
+    rule: str = "example"
+    batch_tries: int = 100  #: sgr rule=batch: candidate batches drawn per update before the closest is taken
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Sampling-based gradient regularisation (Chernodub & Nowicki 2016): batches
 drawn from the examples whose long-term gradient ratio lies in a safe band.
 
-Only the paper's abstract could be read; this is the reconstruction of
-shared/design/methods.md (Part B 1.4). For example ``i`` of the training set,
+Only the paper's abstract could be read; this is our reconstruction from it
+and from the authors' SRN harness of the same months. For example ``i`` of
+the training set,
 
     rho_i = ||dL_i/dh_k0|| / ||dL_i/dh_T||,   L_i = sum of example i's outputs
 
@@ -21,6 +22,22 @@ batch size; all of the pool at most) pool examples are in the band, the batches 
 that many examples closest to the band (distance in log10 rho, 0 inside),
 and the refresh records how many were filled in this way.
 
+``rule="batch"`` is the mini-batch reading of the method: the pool's examples get
+their long-term and short-term gradients from the true error (the part of
+``dL_i/dtheta`` carried back across the state after step ``k0``, and the rest;
+``longdeps.gradients.per_example``), and every batch is composed by
+rejection: up to ``batch_tries`` batches are drawn uniformly from the pool,
+and the first whose ratio
+
+    R(B) = mean_{i in B} ||L_i||  /  ||mean_{i in B} S_i||
+
+has ``log10 R`` in the band is taken (else the one closest to it, counted as
+filled). The numerator bounds the batch's long-term gradient norm:
+``||mean L_i|| <= mean ||L_i||`` (triangle inequality), a bound formed from
+per-example norms alone; the denominator is the batch's short-term gradient
+norm exactly, from the pool's Gram matrix ``S S^T``. The refresh records the
+candidate batches' ``log10 R`` in place of ``log10 rho``.
+
 Differences from the authors' SRN deltas: the ratio uses derivatives with
 respect to the hidden state ``h_t`` (defined for every cell) rather than
 the pre-activation deltas of an SRN, which differ by a factor ``f'(a_t)``
@@ -37,12 +54,14 @@ import torch
 from longdeps.config import SamplerConfig
 from longdeps.errors import LongdepsError
 from longdeps.gradients import hidden_gradient_norms, long_term_ratio
+from longdeps.gradients.per_example import long_short_gradients
 from longdeps.model import SequenceModel
 from longdeps.sampling.uniform import UniformSampler
 from longdeps.tasks import Task
 
 #: the quantiles of log10 rho recorded at every refresh
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+RULES = ("example", "batch")
 
 
 class SGRSampler(UniformSampler):
@@ -61,9 +80,11 @@ class SGRSampler(UniformSampler):
             raise LongdepsError(f"sampler sgr needs a fixed, unordered training set; set task.train_size for task {task.name!r}")
         if model is None:
             raise LongdepsError("sampler sgr reads the model's gradients; build it with the model it trains")
+        if config.rule not in RULES:
+            raise LongdepsError(f"unknown sampler.rule {config.rule!r}; choose from {', '.join(RULES)}")
         if not config.log10_rho_min <= config.log10_rho_max:
             raise LongdepsError(f"sampler.log10_rho_min={config.log10_rho_min} exceeds sampler.log10_rho_max={config.log10_rho_max}")
-        for label in ("refresh_every", "pool_size", "min_eligible"):
+        for label in ("refresh_every", "pool_size", "min_eligible", "batch_tries"):
             value = getattr(config, label)
             if value is not None and value < 1:
                 raise LongdepsError(f"sampler.{label} must be a positive integer, got {value!r}")
@@ -71,12 +92,51 @@ class SGRSampler(UniformSampler):
         self.updates = 0  #: batches drawn so far
         self.eligible: torch.Tensor | None = None  #: training-set indices batches are drawn from now
         self.refreshes: list[dict[str, Any]] = []  #: statistics of the refreshes not yet reported
+        #: rule=batch: per pool example ||L_i|| (P,) and the Gram matrix S S^T (P, P) of the short-term parts
+        self.long_norms: torch.Tensor | None = None
+        self.gram: torch.Tensor | None = None
+        self.filled_batches = 0  #: rule=batch: batches taken outside the band since the last report
 
     def choose(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        batch_rule = self.config.rule == "batch"
         if self.updates % self.config.refresh_every == 0:
-            self.refresh(batch_size, generator)
+            (self.refresh_batches if batch_rule else self.refresh)(batch_size, generator)
         self.updates += 1
+        if batch_rule:
+            candidates, log_ratio = self.candidates(batch_size, generator)
+            inside = self.band_distance(log_ratio) == 0
+            pick = int(inside.float().argmax()) if inside.any() else int(self.band_distance(log_ratio).argmin())
+            self.filled_batches += int(not inside.any())
+            return self.eligible[candidates[pick]]
         return self.eligible[self.draw(len(self.eligible), batch_size, generator)]
+
+    def band_distance(self, log_values: torch.Tensor) -> torch.Tensor:
+        """How far each ``log10`` value lies outside the band (0 inside)."""
+        low, high = self.config.log10_rho_min, self.config.log10_rho_max
+        return (low - log_values).clamp_min(0) + (log_values - high).clamp_min(0)
+
+    def candidates(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """rule=batch: ``batch_tries`` batches of pool positions drawn uniformly ``(N, b)`` and their
+        ``log10 R`` ``(N,)``."""
+        drawn = torch.randint(len(self.eligible), (self.config.batch_tries, batch_size), generator=generator)
+        bound = self.long_norms[drawn].mean(1)
+        short = self.gram[drawn[:, :, None], drawn[:, None, :]].sum((1, 2)).clamp_min(0).sqrt() / batch_size
+        return drawn, (bound / short).log10()
+
+    def refresh_batches(self, batch_size: int, generator: torch.Generator) -> None:
+        """rule=batch: draw a new pool, form its examples' long- and short-term gradients, and
+        record the ``log10 R`` of ``batch_tries`` candidate batches."""
+        self.eligible = torch.randperm(self.task.train_size, generator=generator)[:self.pool_size]
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        long, short = long_short_gradients(self.model, self.task.train_examples(self.eligible).to(device), self.task,
+                                           self.config.early_step)
+        self.model.train(was_training)
+        self.long_norms, self.gram = long.norm(dim=1).cpu(), (short @ short.T).cpu()
+        _, log_ratio = self.candidates(batch_size, generator)
+        in_band = int((self.band_distance(log_ratio) == 0).sum())
+        self.record_refresh(len(log_ratio), in_band, 0, log_ratio)
 
     def estimate(self, index: torch.Tensor) -> torch.Tensor:
         """``log10 rho_i`` of the training examples at ``index`` ``(P,)``, in one backward pass:
@@ -102,21 +162,33 @@ class SGRSampler(UniformSampler):
             distance = (low - log_rho).clamp_min(0) + (log_rho - high).clamp_min(0)
             self.eligible, filled = pool[distance.argsort(stable=True)[:need]], need - in_band
         self.position, self.order = 0, None
-        quantiles = torch.quantile(log_rho.double(), torch.tensor(QUANTILES, dtype=torch.float64), interpolation="nearest")
+        self.record_refresh(self.pool_size, in_band, filled, log_rho)
+
+    def record_refresh(self, size: int, in_band: int, filled: int, log_values: torch.Tensor) -> None:
+        """Keep one refresh's statistics: ``in_band`` of ``size`` (examples, or candidate batches
+        under rule=batch) in the band, ``filled`` added from outside it, quantiles of ``log_values``."""
+        quantiles = torch.quantile(log_values.double(), torch.tensor(QUANTILES, dtype=torch.float64), interpolation="nearest")
         self.refreshes.append({
-            "update": self.updates, "pool": self.pool_size, "in_band": in_band,
-            "eligible_fraction": in_band / self.pool_size, "filled": filled,
-            "band": [low, high], "log10_rho_quantiles": {f"q{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles)},
+            "update": self.updates, "rule": self.config.rule, "pool": size, "in_band": in_band,
+            "eligible_fraction": in_band / size, "filled": filled,
+            "band": [self.config.log10_rho_min, self.config.log10_rho_max],
+            "log10_rho_quantiles": {f"q{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles)},
         })
 
     def statistics(self) -> dict[str, Any]:
-        """``{"sampler_refreshes": [...]}``: one record per refresh since the last call."""
+        """``{"sampler_refreshes": [...]}``: one record per refresh since the last call; under
+        rule=batch also ``sampler_filled_batches``, the batches taken outside the band."""
         refreshes, self.refreshes = self.refreshes, []
-        return {"sampler_refreshes": refreshes}
+        if self.config.rule != "batch":
+            return {"sampler_refreshes": refreshes}
+        filled, self.filled_batches = self.filled_batches, 0
+        return {"sampler_refreshes": refreshes, "sampler_filled_batches": filled}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "updates": self.updates, "eligible": self.eligible, "refreshes": self.refreshes}
+        return {**super().state_dict(), "updates": self.updates, "eligible": self.eligible, "refreshes": self.refreshes,
+                "long_norms": self.long_norms, "gram": self.gram, "filled_batches": self.filled_batches}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.updates, self.eligible, self.refreshes = state["updates"], state["eligible"], state["refreshes"]
+        self.long_norms, self.gram, self.filled_batches = state["long_norms"], state["gram"], state["filled_batches"]
