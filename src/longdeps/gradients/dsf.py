@@ -119,7 +119,8 @@ class DSF(GradientEstimator):
         self.refresh_every, self.jacobian_steps, self.jacobian_examples = refresh_every, jacobian_steps, jacobian_examples
         self.exact_window, self.scan_backend, self.block = exact_window, scan_backend, block
         self.updates = 0  #: backward passes so far (the refresh clock)
-        #: the feedback in use: {"diagonal": (S,)}, {"eigenvalues": (S,), "basis": P, "inverse": P^-1} or {"matrix": A}
+        #: the feedback in use: {"diagonal": (S,)}, {"matrix": A} (ill-conditioned eigenvectors), or A with its
+        #: eigendecomposition {"matrix": A, "eigenvalues": (S,), "basis": P, "inverse": P^-1}
         self.feedback: dict[str, torch.Tensor] | None = None
         self.info: dict[str, Any] = {}  #: how the feedback in use was formed
 
