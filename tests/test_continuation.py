@@ -159,7 +159,8 @@ def test_report_tables_time_to_target_and_plots_sigma(tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
     text = write_report(store, tmp_path / "report").read_text()
     settings = group_runs(store, store.runs())
-    assert smoothing_keys(settings) == ["sigma"] and (tmp_path / "report" / "learning_curves.png").exists()
+    assert smoothing_keys(settings) == ["sigma", "width_max", "width_mean", "width_min"]
+    assert (tmp_path / "report" / "learning_curves.png").exists()
     for setting in settings:
         (evals,) = setting.evals
         first = next(r for r in evals if r["solved"])
@@ -167,3 +168,31 @@ def test_report_tables_time_to_target_and_plots_sigma(tmp_path, monkeypatch):
         ms = 1000 * evals[-1]["wall_time"] / 40
         assert (f"| {setting.label} | 1/1 | {first['step']} | {epochs:.1f} | {first['wall_time']:.1f} | {ms:.1f} |"
                 in text), text
+
+
+def test_evaluations_log_the_diffusion_width_actually_applied(tmp_path):
+    """The width ``s = sigma * sqrt(||x||^2 + 1 + ||h||^2)`` of every step and probe example, recorded
+    next to sigma: at least sigma itself, against a step-by-step recomputation, and absent at sigma 0."""
+    config = RunConfig().with_overrides(SMALL + ["continuation.name=diffusion", "continuation.sigma0=0.4",
+                                                 "continuation.stages=2", "continuation.stage_length=20",
+                                                 "train.stop_when_solved=false"])
+    result = run_experiment(config, tmp_path, progress=False)
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    smoothed = [r["smoothing"] for r in records if r["smoothing"]["sigma"] > 0]
+    assert smoothed and all(0.4 * 0.5 <= s["width_min"] <= s["width_mean"] <= s["width_max"] for s in smoothed)
+    assert all(set(r["smoothing"]) == {"sigma"} for r in records if r["smoothing"]["sigma"] == 0)
+
+    torch.manual_seed(0)
+    model = SequenceModel(SRN(2, 5), 1, "last")
+    continuation = make_continuation(ContinuationConfig(name="diffusion", sigma0=0.4), model)
+    continuation.before_step(0, model)
+    x = torch.randn(6, 3, 2)
+    got = continuation.statistics(model, x)
+    h, widths = torch.zeros(3, 5), []
+    with torch.no_grad():
+        for t in range(6):
+            widths.append(0.4 * torch.sqrt(x[t].pow(2).sum(-1) + 1 + h.pow(2).sum(-1)))
+            h = model.cell.step(x[t], h, t)
+    want = torch.stack(widths)
+    assert got == pytest.approx({"width_mean": float(want.mean()), "width_min": float(want.min()),
+                                 "width_max": float(want.max())}, rel=1e-5)

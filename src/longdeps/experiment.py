@@ -275,7 +275,9 @@ class Run:
             "step": self.step, "examples_seen": self.examples_seen, "wall_time": round(self.wall_time, 3),
             "train_loss": sum(losses) / len(losses), "grad_norm": sum(norms) / len(norms), "grad_norm_max": max(norms),
             "val": val, "val_metric": val[self.task.metric], "solved": bool(self.task.solved(val)),
-            "grad_profile": [float(v) for v in profile], "smoothing": smoothing, **self.sampler.statistics(),
+            "grad_profile": [float(v) for v in profile],
+            "smoothing": {**smoothing, **self.continuation.statistics(self.model, self.probe.x.to(self.device))},
+            **self.sampler.statistics(),
             **self.estimator.statistics(),
         }
         if self.alignment_due():

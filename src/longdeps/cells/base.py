@@ -35,8 +35,9 @@ A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterator, Union
 
 import torch
 from torch import nn
@@ -113,6 +114,7 @@ class RecurrentCell(nn.Module, ABC):
         self.batch_first = batch_first
         self.native = native
         self.smoothing = 0.0  #: diffusion sigma; set with ``set_smoothing``
+        self._widths: list[torch.Tensor] | None = None  #: where ``diffusion_width`` records, while recording
 
     # -- what a cell defines ------------------------------------------------
     @abstractmethod
@@ -196,7 +198,19 @@ class RecurrentCell(nn.Module, ABC):
         if not self.smoothed:
             return u, None
         h = self.hidden(state)
-        return u[..., :-1], self.smoothing * torch.sqrt(u[..., -1:] + h.pow(2).sum(-1, keepdim=True))
+        width = self.smoothing * torch.sqrt(u[..., -1:] + h.pow(2).sum(-1, keepdim=True))
+        if self._widths is not None:
+            self._widths.append(width.detach())
+        return u[..., :-1], width
+
+    @contextmanager
+    def recording_widths(self) -> Iterator[list[torch.Tensor]]:
+        """Collect every width ``diffusion_width`` forms inside the context (tensors ``(..., 1)``)."""
+        self._widths = []
+        try:
+            yield self._widths
+        finally:
+            self._widths = None
 
     @staticmethod
     def activation(name: str, z: torch.Tensor, width: torch.Tensor | None) -> torch.Tensor:

@@ -6,6 +6,8 @@ import contextlib
 from fractions import Fraction
 from typing import ContextManager
 
+import torch
+
 from longdeps.config import ContinuationConfig
 from longdeps.model import SequenceModel
 
@@ -25,6 +27,11 @@ class Continuation:
 
     def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
         """Set the smoothing level for update ``step`` (0-based); returns what to log with evaluations."""
+        return {}
+
+    def statistics(self, model: SequenceModel, inputs: torch.Tensor) -> dict[str, float]:
+        """What the smoothing does to the model now, measured on ``inputs`` ``(T, B, I)`` (a fixed
+        batch), logged with each evaluation next to ``before_step``'s values."""
         return {}
 
     def perturbation(self, model: SequenceModel) -> ContextManager[None]:

@@ -45,6 +45,20 @@ class Diffusion(Continuation):
         model.cell.set_smoothing(sigma)
         return {"sigma": sigma}
 
+    @torch.no_grad()
+    def statistics(self, model: SequenceModel, inputs: torch.Tensor) -> dict[str, float]:
+        """The diffusion widths ``s`` the smoothed cell applies over ``inputs``, every step and
+        example: ``width_mean``, ``width_min``, ``width_max`` (none while sigma is 0)."""
+        if model.cell.smoothing == 0:
+            return {}
+        was_training = model.training
+        model.train()
+        with model.cell.recording_widths() as widths:
+            model.cell(inputs)
+        model.train(was_training)
+        s = torch.cat([w.flatten() for w in widths])
+        return {"width_mean": float(s.mean()), "width_min": float(s.min()), "width_max": float(s.max())}
+
 
 class WeightNoise(Continuation):
     """Adds ``sigma * eps`` to the cell's ``perturbed_parameters`` while the update's
