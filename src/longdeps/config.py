@@ -64,6 +64,16 @@ class CellConfig:
 
 
 @dataclass(frozen=True)
+class ReadoutConfig:
+    """Initialisation of the linear readout after the cell (see ``longdeps.model.init_readout_``)."""
+
+    #: default (PyTorch's nn.Linear) | kaiming (Kaiming-normal weights, zero bias: the expRNN/asRNN code)
+    #: | uniform (weights ~ U(-scale, scale), zero bias)
+    init: str = "default"
+    scale: float = 0.1  #: uniform: half-width of the range
+
+
+@dataclass(frozen=True)
 class GradientConfig:
     """How gradients are obtained through time, and clipped."""
 
@@ -158,6 +168,7 @@ class TrainConfig:
 class RunConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     cell: CellConfig = field(default_factory=CellConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     gradient: GradientConfig = field(default_factory=GradientConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     continuation: ContinuationConfig = field(default_factory=ContinuationConfig)
