@@ -37,9 +37,15 @@ def reference_orthogonal(x, orthogonal_map):
     return torch.linalg.matrix_exp(a) if orthogonal_map == "expm" else torch.linalg.inv(eye + a) @ (eye - a)
 
 
+def reference_w_hh(cell, orthogonal_map="expm"):
+    """``W_hh``: ``B`` from the skew parameter (base I), transposed for orientation BT."""
+    b = reference_orthogonal(raw(cell, "weight_hh"), orthogonal_map)
+    return b.T if cell.orientation == "BT" else b
+
+
 def reference_asrnn(cell, x, h0, orthogonal_map="expm"):
     """h_t = W_f^-1 tanh(W_f (W_xh x_t + W_hh h_{t-1} + b)), W_f = U_f D_f, column form, explicit inverse."""
-    w_hh = reference_orthogonal(raw(cell, "weight_hh"), orthogonal_map)
+    w_hh = reference_w_hh(cell, orthogonal_map)
     w_f = reference_orthogonal(raw(cell, "weight_f"), orthogonal_map) @ torch.diag(cell.saturation.abs() + cell.saturation_eps)
     w_f_inv = torch.linalg.inv(w_f)
     h, out = h0.T, []
@@ -51,7 +57,7 @@ def reference_asrnn(cell, x, h0, orthogonal_map="expm"):
 
 
 def reference_modrelu_rnn(cell, x, h0):
-    w_hh = reference_orthogonal(raw(cell, "weight_hh"), "expm")
+    w_hh = reference_w_hh(cell)
     h, out = h0, []
     for x_t in x:
         z = x_t @ cell.weight_ih.T + h @ w_hh.T
@@ -70,9 +76,10 @@ def randomised(cell, seed=0):
     return cell
 
 
-@pytest.mark.parametrize("orthogonal_map", ["expm", "cayley"])
-def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map):
-    cell = randomised(ASRNN(3, 6, orthogonal_map=orthogonal_map, saturation_low=0.5, saturation_high=1.5))
+@pytest.mark.parametrize("orthogonal_map, orientation", [("expm", "B"), ("cayley", "B"), ("expm", "BT")])
+def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map, orientation):
+    cell = randomised(ASRNN(3, 6, orthogonal_map=orthogonal_map, saturation_low=0.5, saturation_high=1.5,
+                            orientation=orientation))
     x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
     out, final = cell(x, h0)
     ref = reference_asrnn(cell, x, h0, orthogonal_map)
@@ -84,8 +91,9 @@ def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map):
         assert torch.allclose(got, want, atol=1e-10)
 
 
-def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients():
-    cell = randomised(OrthogonalRNN(3, 6))
+@pytest.mark.parametrize("orientation", ["B", "BT"])
+def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients(orientation):
+    cell = randomised(OrthogonalRNN(3, 6, orientation=orientation))
     x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
     out, _ = cell(x, h0)
     ref = reference_modrelu_rnn(cell, x, h0)
@@ -93,6 +101,18 @@ def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients():
     params = list(cell.parameters())
     for got, want in zip(torch.autograd.grad(out.square().sum(), params), torch.autograd.grad(ref.square().sum(), params)):
         assert torch.allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("cls", [ASRNN, OrthogonalRNN], ids=["asrnn", "orthrnn"])
+def test_orientation_bt_is_the_transpose_of_b_for_the_same_parameters(cls):
+    b = randomised(cls(3, 6, rebase_every=5), seed=10)  # a base away from I too
+    bt = cls(3, 6, rebase_every=5, orientation="BT").double()
+    bt.load_state_dict(b.state_dict())
+    with torch.no_grad():
+        assert torch.equal(bt.weight_hh, b.weight_hh)  # the same B
+        assert torch.equal(bt.recurrent_matrix(), b.recurrent_matrix().T)
+        assert not torch.allclose(b.recurrent_matrix(), b.recurrent_matrix().T)
+    # the steps use it: see the float64 references above, which build W_hh = B^T themselves
 
 
 def test_identity_rotation_and_scalar_scale_give_tanh_az_over_a():
@@ -258,6 +278,7 @@ def test_make_cell_with_options_and_from_the_config():
     ("orthrnn", {"orthogonal_map": "householder"}, "unknown orthogonal map 'householder'"),
     ("orthrnn", {"nonlinearity": "tanh"}, "unknown nonlinearity 'tanh'"),
     ("orthrnn", {"rebase_every": 0}, "rebase_every must be a positive"),
+    ("orthrnn", {"orientation": "B^T"}, r"unknown orientation 'B\^T'; choose from B, BT"),
 ])
 def test_bad_options_get_one_line_errors(name, options, message):
     with pytest.raises(LongdepsError, match=message):

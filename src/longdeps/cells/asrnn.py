@@ -1,13 +1,18 @@
 """Orthogonal RNNs: the expRNN-style ``orthrnn`` and the adaptive-saturated ``asrnn``.
 
-asRNN (Nguyen-Duy, Pham & Nguyen 2023; shared/design/methods.md Part B 2)::
+asRNN (Nguyen-Duy, Pham & Nguyen 2023)::
 
     z_t = W_xh x_t + W_hh h_{t-1} + b
     h_t = W_f^-1 tanh(W_f z_t),   W_f = U_f D_f,   D_f = diag(|p| + eps)
 
 with ``W_hh`` and ``U_f`` orthogonal through ``longdeps.functional.orthogonal``
 (matrix exponential or Cayley map of a skew parameter; dynamic
-trivialisation as an option). ``W_f^-1`` is applied as ``D_f^-1 U_f^T``,
+trivialisation as an option). ``orientation`` says which way round the
+parametrised matrix ``B = base @ phi(A)`` is used: ``W_hh = B`` (``"B"``, the
+asRNN code's ``h @ B^T``) or ``W_hh = B^T`` (``"BT"``, the expRNN code's
+``h @ B``). The two describe the same set of matrices but not the same
+training: an update of ``A`` moves ``B`` by ``base @ (phi(A + dA) - phi(A))``,
+which multiplies ``base`` on the right, and ``B^T`` on the left. ``W_f^-1`` is applied as ``D_f^-1 U_f^T``,
 never by inversion.
 
 The step runs in the encoded coordinates ``y_t = W_f z_t``: two matrix
@@ -38,6 +43,9 @@ from longdeps.errors import LongdepsError
 from longdeps.functional.orthogonal import SKEW_INITS, make_orthogonal_, retrivialise
 from longdeps.optim import GROUPS
 
+#: which way round the parametrised orthogonal matrix B is used: W_hh = B or W_hh = B^T
+ORIENTATIONS = ("B", "BT")
+
 
 class OrthogonalRNN(RecurrentCell):
     """Orthogonal RNN ``h_t = f(W_xh x_t + W_hh h_{t-1} + b)`` with ``W_hh`` orthogonal at every step.
@@ -55,22 +63,27 @@ class OrthogonalRNN(RecurrentCell):
         orthogonal_map: ``"expm"`` or ``"cayley"``.
         rebase_every: dynamic trivialisation every K optimiser updates (and once at
             the start, as the authors' ``dtriv`` mode); None: static.
+        orientation: ``"B"`` (``W_hh = B``) or ``"BT"`` (``W_hh = B^T``, the expRNN code's),
+            ``B`` being the parametrised orthogonal matrix ``self.weight_hh``.
         State: ``h`` ``(B, H)``, zeros at the start. No fused kernel.
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  nonlinearity: str = "modrelu", recurrent_init: str = "cayley", orthogonal_map: str = "expm",
-                 rebase_every: int | None = None):
+                 rebase_every: int | None = None, orientation: str = "B"):
         super().__init__(input_size, hidden_size, batch_first, native)
         if nonlinearity not in ("modrelu", "linear"):
             raise LongdepsError(f"unknown nonlinearity {nonlinearity!r} for an orthogonal RNN; choose from modrelu, linear")
         if recurrent_init not in SKEW_INITS:
             raise LongdepsError(f"unknown recurrent_init {recurrent_init!r} for an orthogonal RNN; "
                                 f"choose from {', '.join(SKEW_INITS)}")
+        if orientation not in ORIENTATIONS:
+            raise LongdepsError(f"unknown orientation {orientation!r}; choose from {', '.join(ORIENTATIONS)}")
         if rebase_every is not None and rebase_every < 1:
             raise LongdepsError(f"rebase_every must be a positive number of updates or None, got {rebase_every!r}")
         self.nonlinearity = nonlinearity
         self.rebase_every = rebase_every
+        self.orientation = orientation
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         self.weight_hh = nn.Parameter(SKEW_INITS[recurrent_init](torch.empty(hidden_size, hidden_size)))
@@ -95,8 +108,12 @@ class OrthogonalRNN(RecurrentCell):
         """``W_xh x (+ b)``: ``(..., I) -> (..., H)`` (modReLU keeps ``b`` for itself)."""
         return F.linear(x, self.weight_ih, self.bias if self.nonlinearity == "linear" else None)
 
+    def recurrent_matrix(self) -> torch.Tensor:
+        """``W_hh`` ``(H, H)``: the parametrised ``B = self.weight_hh``, or ``B^T`` for orientation ``"BT"``."""
+        return self.weight_hh.mT if self.orientation == "BT" else self.weight_hh
+
     def step_weights(self) -> StepWeights:
-        return StepWeights(self.weight_hh)
+        return StepWeights(self.recurrent_matrix())
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range, weights: StepWeights) -> torch.Tensor:
         z = u + gh
@@ -116,7 +133,7 @@ class OrthogonalRNN(RecurrentCell):
             retrivialise(self)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}"
+        return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}, orientation={self.orientation!r}"
 
 
 class ASRNN(OrthogonalRNN):
@@ -126,7 +143,7 @@ class ASRNN(OrthogonalRNN):
     Henaff skew ``A``, ``W_xh`` orthogonal, ``b = 0``, ``U_f = I`` (skew 0),
     ``p ~ U(saturation_low, saturation_high)``.
 
-    The defaults are the MNIST row of methods.md 2.4 (a = b = 0.02, eps = 0.01:
+    The defaults are the authors' MNIST settings (a = b = 0.02, eps = 0.01:
     ``D_f = 0.03 I``, almost linear at the start); the authors' other tasks use
     copy memory ``saturation_low=0, saturation_high=0, saturation_eps=1e-5``
     (linear at the start, with ``recurrent_init="henaff"``, ``rebase_every=100``)
@@ -138,16 +155,17 @@ class ASRNN(OrthogonalRNN):
         uf_group: learning-rate group of ``U_f``'s skew parameter: ``"default"``
             (the authors' code, which trains it at the large learning rate) or
             ``"orthogonal"`` (with ``W_hh``, at the scaled learning rate).
-        recurrent_init, orthogonal_map, rebase_every: as ``OrthogonalRNN``; the
-            map and the trivialisation apply to ``U_f`` too, as in the authors' code.
+        recurrent_init, orthogonal_map, rebase_every, orientation: as ``OrthogonalRNN``; the
+            map and the trivialisation apply to ``U_f`` too, as in the authors' code; the
+            orientation to ``W_hh`` only (``U_f`` is always ``B``, as in the authors' code).
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  recurrent_init: str = "cayley", orthogonal_map: str = "expm", saturation_low: float = 0.02,
                  saturation_high: float = 0.02, saturation_eps: float = 0.01, uf_group: str = "default",
-                 rebase_every: int | None = None):
+                 rebase_every: int | None = None, orientation: str = "B"):
         super().__init__(input_size, hidden_size, batch_first, native, "linear", recurrent_init, orthogonal_map,
-                         rebase_every)
+                         rebase_every, orientation)
         if not saturation_low <= saturation_high:
             raise LongdepsError(f"saturation_low must be <= saturation_high, got {saturation_low} > {saturation_high}")
         if saturation_eps < 0 or (saturation_eps == 0 and saturation_low <= 0 <= saturation_high):
@@ -179,7 +197,7 @@ class ASRNN(OrthogonalRNN):
     def step_weights(self) -> StepWeights:
         """``W_f W_hh`` as ``recurrent``; the decoder ``W_f^-T = U_f D_f^-1`` ``(H, H)`` as ``extra``."""
         rotation, scale = self.saturation_factors()
-        return StepWeights((rotation * scale) @ self.weight_hh, extra=rotation / scale)
+        return StepWeights((rotation * scale) @ self.recurrent_matrix(), extra=rotation / scale)
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range, weights: StepWeights) -> torch.Tensor:
         """``h = D_f^-1 U_f^T tanh(y)`` from the encoded pre-activation ``y = W_f z = u + gh``,
@@ -193,4 +211,5 @@ class ASRNN(OrthogonalRNN):
         return groups
 
     def extra_repr(self) -> str:
-        return f"{RecurrentCell.extra_repr(self)}, saturation_eps={self.saturation_eps}, uf_group={self.uf_group!r}"
+        return (f"{RecurrentCell.extra_repr(self)}, saturation_eps={self.saturation_eps}, uf_group={self.uf_group!r}, "
+                f"orientation={self.orientation!r}")
