@@ -227,6 +227,41 @@ def test_rebase_every_k_optimiser_steps_and_at_the_start():
         assert torch.equal(raw(cell, "weight_hh"), torch.zeros(6, 6)) == (step % 3 == 0)
 
 
+@pytest.mark.parametrize("project", [True, False], ids=["projected", "unprojected"])
+@pytest.mark.parametrize("cls", [ASRNN, OrthogonalRNN], ids=["asrnn", "orthrnn"])
+def test_a_rebase_leaves_the_cells_function_unchanged(cls, project):
+    cell = cls(3, 6, rebase_every=5).double()
+    retrivialise(cell)  # a base away from I, orthogonal to float64 round-off (it was rebased in float32)
+    cell = randomised(cell, seed=11)  # skew parameters away from 0
+    x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    with torch.no_grad():
+        before, _ = cell(x, h0)
+        assert retrivialise(cell, project=project) == (2 if cls is ASRNN else 1)
+        after, _ = cell(x, h0)
+    assert torch.equal(raw(cell, "weight_hh"), torch.zeros(6, 6, dtype=torch.float64))
+    assert torch.allclose(after, before, atol=1e-12, rtol=0) and (before - h0).abs().max() > 0.1
+
+
+def test_projection_onto_the_orthogonal_group_every_m_rebases():
+    """rebase_every=1, project_every=3: rebases at the start (the 1st) and after every update (the
+    (u+1)-th after update u); only the 3rd, 6th, ... project, which removes a perturbation of the base."""
+    torch.manual_seed(12)
+    cell = OrthogonalRNN(2, 6, recurrent_init="henaff", rebase_every=1, project_every=3).double()
+    base = cell.parametrizations.weight_hh[0].base
+    optimizer = make_optimizer(OptimizerConfig(lr=0.01), cell)
+    projected = []
+    for _ in range(6):
+        with torch.no_grad():
+            base.add_(1e-3 * torch.randn_like(base))  # off the orthogonal group
+        optimizer.zero_grad()
+        cell(torch.randn(4, 3, 2, dtype=torch.float64))[0].square().mean().backward()
+        optimizer.step()
+        error = orthogonality_error(base)
+        assert error < 1e-12 or error > 1e-4
+        projected.append(error < 1e-12)
+    assert projected == [False, True, False, False, True, False]  # after updates 2 and 5: rebases 3 and 6
+
+
 @pytest.mark.parametrize("cell", [ASRNN(3, 5), OrthogonalRNN(3, 5)], ids=["asrnn", "orthrnn"])
 def test_update_on_all_steps_equals_step_by_step(cell):
     torch.manual_seed(8)
@@ -278,6 +313,7 @@ def test_make_cell_with_options_and_from_the_config():
     ("orthrnn", {"orthogonal_map": "householder"}, "unknown orthogonal map 'householder'"),
     ("orthrnn", {"nonlinearity": "tanh"}, "unknown nonlinearity 'tanh'"),
     ("orthrnn", {"rebase_every": 0}, "rebase_every must be a positive"),
+    ("asrnn", {"rebase_every": 100, "project_every": 0}, "project_every must be a positive number of rebases, got 0"),
     ("orthrnn", {"orientation": "B^T"}, r"unknown orientation 'B\^T'; choose from B, BT"),
 ])
 def test_bad_options_get_one_line_errors(name, options, message):

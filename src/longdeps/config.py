@@ -52,6 +52,7 @@ class CellConfig:
     #: and orthrnn's nonlinearity is modrelu | linear
     orthogonal_map: str | None = None
     rebase_every: int | None = None  #: asrnn, orthrnn: dynamic trivialisation every K updates (None: static)
+    project_every: int | None = None  #: asrnn, orthrnn: SVD re-projection of the bases every M-th rebase (default 1)
     orientation: str | None = None  #: asrnn, orthrnn: W_hh = B (default) | BT (W_hh = B^T, the expRNN code's h @ B)
     saturation_low: float | None = None  #: asrnn: p ~ U(low, high); MNIST 0.02 (default), copy 0, PTB 0.8
     saturation_high: float | None = None  #: asrnn: MNIST 0.02 (default), copy 0, PTB 3

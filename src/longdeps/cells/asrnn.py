@@ -62,7 +62,11 @@ class OrthogonalRNN(RecurrentCell):
         recurrent_init: skew initialisation of ``W_hh = expm(A)``: ``"cayley"`` or ``"henaff"``.
         orthogonal_map: ``"expm"`` or ``"cayley"``.
         rebase_every: dynamic trivialisation every K optimiser updates (and once at
-            the start, as the authors' ``dtriv`` mode); None: static.
+            the start): before the forward of updates 1, K + 1, 2K + 1, ..., as the
+            authors' ``dtriv`` mode; None: static.
+        project_every: re-project the new bases onto the orthogonal matrices (SVD) at
+            every M-th of those rebases (M = 1: each; the references: 30 expRNN, 100 asRNN,
+            counting the one at the start as the first, which they never project).
         orientation: ``"B"`` (``W_hh = B``) or ``"BT"`` (``W_hh = B^T``, the expRNN code's),
             ``B`` being the parametrised orthogonal matrix ``self.weight_hh``.
         State: ``h`` ``(B, H)``, zeros at the start. No fused kernel.
@@ -70,7 +74,7 @@ class OrthogonalRNN(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  nonlinearity: str = "modrelu", recurrent_init: str = "cayley", orthogonal_map: str = "expm",
-                 rebase_every: int | None = None, orientation: str = "B"):
+                 rebase_every: int | None = None, orientation: str = "B", project_every: int = 1):
         super().__init__(input_size, hidden_size, batch_first, native)
         if nonlinearity not in ("modrelu", "linear"):
             raise LongdepsError(f"unknown nonlinearity {nonlinearity!r} for an orthogonal RNN; choose from modrelu, linear")
@@ -81,8 +85,11 @@ class OrthogonalRNN(RecurrentCell):
             raise LongdepsError(f"unknown orientation {orientation!r}; choose from {', '.join(ORIENTATIONS)}")
         if rebase_every is not None and rebase_every < 1:
             raise LongdepsError(f"rebase_every must be a positive number of updates or None, got {rebase_every!r}")
+        if not isinstance(project_every, int) or project_every < 1:
+            raise LongdepsError(f"project_every must be a positive number of rebases, got {project_every!r}")
         self.nonlinearity = nonlinearity
         self.rebase_every = rebase_every
+        self.project_every = project_every
         self.orientation = orientation
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
         self.bias = nn.Parameter(torch.zeros(hidden_size))
@@ -96,7 +103,7 @@ class OrthogonalRNN(RecurrentCell):
             else:
                 nn.init.orthogonal_(self.weight_ih)
         if rebase_every is not None:
-            retrivialise(self)
+            self.rebase()
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         return self.zeros(batch_size)
@@ -130,7 +137,15 @@ class OrthogonalRNN(RecurrentCell):
         """Count updates; rebase the orthogonal matrices every ``rebase_every`` of them."""
         self.updates += 1
         if self.rebase_every is not None and int(self.updates) % self.rebase_every == 0:
-            retrivialise(self)
+            self.rebase()
+
+    @torch.no_grad()
+    def rebase(self) -> None:
+        """Dynamic trivialisation of every orthogonal matrix of the cell. The n-th rebase
+        (n = updates // rebase_every + 1: the one at the start is the first) re-projects
+        the bases when n is a multiple of ``project_every``."""
+        rebases = int(self.updates) // self.rebase_every + 1
+        retrivialise(self, project=rebases % self.project_every == 0)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}, orientation={self.orientation!r}"
@@ -155,7 +170,7 @@ class ASRNN(OrthogonalRNN):
         uf_group: learning-rate group of ``U_f``'s skew parameter: ``"default"``
             (the authors' code, which trains it at the large learning rate) or
             ``"orthogonal"`` (with ``W_hh``, at the scaled learning rate).
-        recurrent_init, orthogonal_map, rebase_every, orientation: as ``OrthogonalRNN``; the
+        recurrent_init, orthogonal_map, rebase_every, project_every, orientation: as ``OrthogonalRNN``; the
             map and the trivialisation apply to ``U_f`` too, as in the authors' code; the
             orientation to ``W_hh`` only (``U_f`` is always ``B``, as in the authors' code).
     """
@@ -163,9 +178,9 @@ class ASRNN(OrthogonalRNN):
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  recurrent_init: str = "cayley", orthogonal_map: str = "expm", saturation_low: float = 0.02,
                  saturation_high: float = 0.02, saturation_eps: float = 0.01, uf_group: str = "default",
-                 rebase_every: int | None = None, orientation: str = "B"):
+                 rebase_every: int | None = None, orientation: str = "B", project_every: int = 1):
         super().__init__(input_size, hidden_size, batch_first, native, "linear", recurrent_init, orthogonal_map,
-                         rebase_every, orientation)
+                         rebase_every, orientation, project_every)
         if not saturation_low <= saturation_high:
             raise LongdepsError(f"saturation_low must be <= saturation_high, got {saturation_low} > {saturation_high}")
         if saturation_eps < 0 or (saturation_eps == 0 and saturation_low <= 0 <= saturation_high):
