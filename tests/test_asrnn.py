@@ -292,8 +292,9 @@ def test_dsf_without_feedback_equals_fully_truncated_bptt():
 
 
 def test_make_cell_with_options_and_from_the_config():
-    cell = make_cell("asrnn", 10, 8, recurrent_init="henaff", orthogonal_map="cayley", saturation_low=0.0,
-                     saturation_high=0.0, saturation_eps=1e-5, uf_group="orthogonal", rebase_every=100, native=True)
+    with pytest.warns(UserWarning, match="starts at exactly 0"):
+        cell = make_cell("asrnn", 10, 8, recurrent_init="henaff", orthogonal_map="cayley", saturation_low=0.0,
+                         saturation_high=0.0, saturation_eps=1e-5, uf_group="orthogonal", rebase_every=100, native=True)
     assert cell.uf_group == "orthogonal" and cell.saturation_eps == 1e-5 and cell.rebase_every == 100
     assert cell.parametrizations.weight_f[0].orthogonal_map == "cayley" and torch.equal(cell.saturation, torch.zeros(8))
     config = RunConfig().with_overrides(["cell.name=asrnn", "cell.saturation_low=0.8", "cell.saturation_high=3",
@@ -302,6 +303,26 @@ def test_make_cell_with_options_and_from_the_config():
                                 "uf_group": "default"}
     assert make_cell(config.name, 1, 4, **config.options()).saturation.min() >= 0.8
     assert make_cell("orthrnn", 1, 4, nonlinearity="linear").nonlinearity == "linear"
+
+
+def test_saturation_starting_at_zero_warns_and_never_moves():
+    with pytest.warns(UserWarning, match=r"^asrnn: the saturation p starts at exactly 0 .* D_f stays at eps = 1e-05 "
+                                         r"and the cell trains as a linear orthogonal RNN$") as caught:
+        cell = ASRNN(2, 6, saturation_low=0.0, saturation_high=0.0, saturation_eps=1e-5).double()
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    optimizer = make_optimizer(OptimizerConfig(name="rmsprop", lr=0.05), cell)
+    for _ in range(5):  # what the warning says: the gradient of p is exactly 0, so p stays at 0
+        optimizer.zero_grad()
+        cell(torch.randn(5, 4, 2, dtype=torch.float64))[0].square().mean().backward()
+        assert torch.equal(cell.saturation.grad, torch.zeros(6, dtype=torch.float64))
+        optimizer.step()
+    assert torch.equal(cell.saturation.detach(), torch.zeros(6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("options", [{}, {"saturation_low": -0.1, "saturation_high": 0.1}])
+def test_saturation_away_from_zero_builds_without_warning(options, recwarn):
+    ASRNN(2, 6, **options)
+    assert not [w for w in recwarn if "saturation" in str(w.message)]
 
 
 @pytest.mark.parametrize("name, options, message", [

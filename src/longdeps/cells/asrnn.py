@@ -33,6 +33,8 @@ it tends to the linear orthogonal RNN ``h_t = z_t`` (``orthrnn`` with
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -163,6 +165,9 @@ class ASRNN(OrthogonalRNN):
     copy memory ``saturation_low=0, saturation_high=0, saturation_eps=1e-5``
     (linear at the start, with ``recurrent_init="henaff"``, ``rebase_every=100``)
     and character-level PTB ``0.8, 3, 0`` (strongly saturating from the start).
+    The copy setting is linear throughout: the gradient of ``|p|`` at ``p = 0``
+    is 0, so ``p`` never moves (in the authors' code too); building such a cell
+    warns.
 
     Args:
         saturation_low, saturation_high: range of the uniform draw of ``p``.
@@ -188,6 +193,10 @@ class ASRNN(OrthogonalRNN):
                                 f"p ~ U({saturation_low}, {saturation_high})")
         if uf_group not in GROUPS:
             raise LongdepsError(f"unknown uf_group {uf_group!r}; choose from {', '.join(GROUPS)}")
+        if saturation_low == saturation_high == 0:
+            warnings.warn(f"asrnn: the saturation p starts at exactly 0 (saturation_low = saturation_high = 0), where "
+                          f"|p| has zero gradient, so D_f stays at eps = {saturation_eps} and the cell trains as a "
+                          f"linear orthogonal RNN", stacklevel=2)
         self.saturation_eps = saturation_eps
         self.uf_group = uf_group
         self.saturation = nn.Parameter(torch.empty(hidden_size).uniform_(saturation_low, saturation_high))
