@@ -69,8 +69,8 @@ PEERS = {
                  "optimizer.alpha=0.9"],
     },
 }
-COMMON = ["task.name=copy", "task.variant=exprnn", "task.val_size=128", "task.test_size=128", "cell.recurrent_init=henaff",
-          "cell.rebase_every=100", "readout.init=kaiming", "optimizer.name=rmsprop", "optimizer.lr=2e-4",
+COMMON = ["task.name=copy", "task.variant=exprnn", "task.val_size=128", "task.test_size=128",
+          "cell.recurrent_init=henaff", "cell.rebase_every=100", "readout.init=kaiming", "optimizer.name=rmsprop", "optimizer.lr=2e-4",
           "optimizer.orthogonal_lr_scale=0.1", "train.batch_size=128"]
 
 
@@ -111,11 +111,12 @@ def run_reference_here(checkout: Path, peer: str, seq_len: int, updates: int, se
     np.random.seed = (lambda np_seed: lambda _: np_seed(seed))(np.random.seed)
     subprocess.call = call
     if importlib.util.find_spec("torchvision") is None:  # the asRNN data module imports it for MNIST only
-        vision = types.ModuleType("torchvision")
-        vision.transforms, vision.datasets = types.ModuleType("torchvision.transforms"), types.ModuleType("torchvision.datasets")
-        vision.datasets.MNIST = None
-        sys.modules.update({"torchvision": vision, "torchvision.transforms": vision.transforms,
-                            "torchvision.datasets": vision.datasets})
+        stand_ins = {name: types.ModuleType(name) for name in ("torchvision", "torchvision.transforms",
+                                                                "torchvision.datasets")}
+        stand_ins["torchvision"].transforms = stand_ins["torchvision.transforms"]
+        stand_ins["torchvision"].datasets = stand_ins["torchvision.datasets"]
+        stand_ins["torchvision.datasets"].MNIST = None
+        sys.modules.update(stand_ins)
     sys.path[:0] = [str(checkout / folder) for folder in spec["imports"]]
     sys.argv = [spec["script"], *spec["args"](seq_len, updates)]
     runpy.run_path(str(checkout / spec["script"]), run_name="__main__")
@@ -141,7 +142,8 @@ def our_losses(peer: str, seq_len: int, updates: int, seed: int) -> list[float]:
     from longdeps.experiment import Run
     from longdeps.store import ResultStore
 
-    config = RunConfig().with_overrides(COMMON + PEERS[peer]["ours"] + [f"task.seq_len={seq_len}", f"train.seed={seed}"])
+    config = RunConfig().with_overrides(COMMON + PEERS[peer]["ours"] +
+                                        [f"task.seq_len={seq_len}", f"train.seed={seed}"])
     with tempfile.TemporaryDirectory() as root:
         run = Run(config, ResultStore(root))
         return [run.train_step()[0] for _ in range(updates)]
