@@ -37,9 +37,15 @@ def reference_orthogonal(x, orthogonal_map):
     return torch.linalg.matrix_exp(a) if orthogonal_map == "expm" else torch.linalg.inv(eye + a) @ (eye - a)
 
 
+def reference_w_hh(cell, orthogonal_map="expm"):
+    """``W_hh``: ``B`` from the skew parameter (base I), transposed for orientation BT."""
+    b = reference_orthogonal(raw(cell, "weight_hh"), orthogonal_map)
+    return b.T if cell.orientation == "BT" else b
+
+
 def reference_asrnn(cell, x, h0, orthogonal_map="expm"):
     """h_t = W_f^-1 tanh(W_f (W_xh x_t + W_hh h_{t-1} + b)), W_f = U_f D_f, column form, explicit inverse."""
-    w_hh = reference_orthogonal(raw(cell, "weight_hh"), orthogonal_map)
+    w_hh = reference_w_hh(cell, orthogonal_map)
     w_f = reference_orthogonal(raw(cell, "weight_f"), orthogonal_map) @ torch.diag(cell.saturation.abs() + cell.saturation_eps)
     w_f_inv = torch.linalg.inv(w_f)
     h, out = h0.T, []
@@ -51,7 +57,7 @@ def reference_asrnn(cell, x, h0, orthogonal_map="expm"):
 
 
 def reference_modrelu_rnn(cell, x, h0):
-    w_hh = reference_orthogonal(raw(cell, "weight_hh"), "expm")
+    w_hh = reference_w_hh(cell)
     h, out = h0, []
     for x_t in x:
         z = x_t @ cell.weight_ih.T + h @ w_hh.T
@@ -70,9 +76,10 @@ def randomised(cell, seed=0):
     return cell
 
 
-@pytest.mark.parametrize("orthogonal_map", ["expm", "cayley"])
-def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map):
-    cell = randomised(ASRNN(3, 6, orthogonal_map=orthogonal_map, saturation_low=0.5, saturation_high=1.5))
+@pytest.mark.parametrize("orthogonal_map, orientation", [("expm", "B"), ("cayley", "B"), ("expm", "BT")])
+def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map, orientation):
+    cell = randomised(ASRNN(3, 6, orthogonal_map=orthogonal_map, saturation_low=0.5, saturation_high=1.5,
+                            orientation=orientation))
     x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
     out, final = cell(x, h0)
     ref = reference_asrnn(cell, x, h0, orthogonal_map)
@@ -84,8 +91,9 @@ def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map):
         assert torch.allclose(got, want, atol=1e-10)
 
 
-def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients():
-    cell = randomised(OrthogonalRNN(3, 6))
+@pytest.mark.parametrize("orientation", ["B", "BT"])
+def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients(orientation):
+    cell = randomised(OrthogonalRNN(3, 6, orientation=orientation))
     x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
     out, _ = cell(x, h0)
     ref = reference_modrelu_rnn(cell, x, h0)
@@ -93,6 +101,18 @@ def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients():
     params = list(cell.parameters())
     for got, want in zip(torch.autograd.grad(out.square().sum(), params), torch.autograd.grad(ref.square().sum(), params)):
         assert torch.allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("cls", [ASRNN, OrthogonalRNN], ids=["asrnn", "orthrnn"])
+def test_orientation_bt_is_the_transpose_of_b_for_the_same_parameters(cls):
+    b = randomised(cls(3, 6, rebase_every=5), seed=10)  # a base away from I too
+    bt = cls(3, 6, rebase_every=5, orientation="BT").double()
+    bt.load_state_dict(b.state_dict())
+    with torch.no_grad():
+        assert torch.equal(bt.weight_hh, b.weight_hh)  # the same B
+        assert torch.equal(bt.recurrent_matrix(), b.recurrent_matrix().T)
+        assert not torch.allclose(b.recurrent_matrix(), b.recurrent_matrix().T)
+    # the steps use it: see the float64 references above, which build W_hh = B^T themselves
 
 
 def test_identity_rotation_and_scalar_scale_give_tanh_az_over_a():
@@ -207,6 +227,41 @@ def test_rebase_every_k_optimiser_steps_and_at_the_start():
         assert torch.equal(raw(cell, "weight_hh"), torch.zeros(6, 6)) == (step % 3 == 0)
 
 
+@pytest.mark.parametrize("project", [True, False], ids=["projected", "unprojected"])
+@pytest.mark.parametrize("cls", [ASRNN, OrthogonalRNN], ids=["asrnn", "orthrnn"])
+def test_a_rebase_leaves_the_cells_function_unchanged(cls, project):
+    cell = cls(3, 6, rebase_every=5).double()
+    retrivialise(cell)  # a base away from I, orthogonal to float64 round-off (it was rebased in float32)
+    cell = randomised(cell, seed=11)  # skew parameters away from 0
+    x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    with torch.no_grad():
+        before, _ = cell(x, h0)
+        assert retrivialise(cell, project=project) == (2 if cls is ASRNN else 1)
+        after, _ = cell(x, h0)
+    assert torch.equal(raw(cell, "weight_hh"), torch.zeros(6, 6, dtype=torch.float64))
+    assert torch.allclose(after, before, atol=1e-12, rtol=0) and (before - h0).abs().max() > 0.1
+
+
+def test_projection_onto_the_orthogonal_group_every_m_rebases():
+    """rebase_every=1, project_every=3: rebases at the start (the 1st) and after every update (the
+    (u+1)-th after update u); only the 3rd, 6th, ... project, which removes a perturbation of the base."""
+    torch.manual_seed(12)
+    cell = OrthogonalRNN(2, 6, recurrent_init="henaff", rebase_every=1, project_every=3).double()
+    base = cell.parametrizations.weight_hh[0].base
+    optimizer = make_optimizer(OptimizerConfig(lr=0.01), cell)
+    projected = []
+    for _ in range(6):
+        with torch.no_grad():
+            base.add_(1e-3 * torch.randn_like(base))  # off the orthogonal group
+        optimizer.zero_grad()
+        cell(torch.randn(4, 3, 2, dtype=torch.float64))[0].square().mean().backward()
+        optimizer.step()
+        error = orthogonality_error(base)
+        assert error < 1e-12 or error > 1e-4
+        projected.append(error < 1e-12)
+    assert projected == [False, True, False, False, True, False]  # after updates 2 and 5: rebases 3 and 6
+
+
 @pytest.mark.parametrize("cell", [ASRNN(3, 5), OrthogonalRNN(3, 5)], ids=["asrnn", "orthrnn"])
 def test_update_on_all_steps_equals_step_by_step(cell):
     torch.manual_seed(8)
@@ -237,8 +292,9 @@ def test_dsf_without_feedback_equals_fully_truncated_bptt():
 
 
 def test_make_cell_with_options_and_from_the_config():
-    cell = make_cell("asrnn", 10, 8, recurrent_init="henaff", orthogonal_map="cayley", saturation_low=0.0,
-                     saturation_high=0.0, saturation_eps=1e-5, uf_group="orthogonal", rebase_every=100, native=True)
+    with pytest.warns(UserWarning, match="starts at exactly 0"):
+        cell = make_cell("asrnn", 10, 8, recurrent_init="henaff", orthogonal_map="cayley", saturation_low=0.0,
+                         saturation_high=0.0, saturation_eps=1e-5, uf_group="orthogonal", rebase_every=100, native=True)
     assert cell.uf_group == "orthogonal" and cell.saturation_eps == 1e-5 and cell.rebase_every == 100
     assert cell.parametrizations.weight_f[0].orthogonal_map == "cayley" and torch.equal(cell.saturation, torch.zeros(8))
     config = RunConfig().with_overrides(["cell.name=asrnn", "cell.saturation_low=0.8", "cell.saturation_high=3",
@@ -247,6 +303,26 @@ def test_make_cell_with_options_and_from_the_config():
                                 "uf_group": "default"}
     assert make_cell(config.name, 1, 4, **config.options()).saturation.min() >= 0.8
     assert make_cell("orthrnn", 1, 4, nonlinearity="linear").nonlinearity == "linear"
+
+
+def test_saturation_starting_at_zero_warns_and_never_moves():
+    with pytest.warns(UserWarning, match=r"^asrnn: the saturation p starts at exactly 0 .* D_f stays at eps = 1e-05 "
+                                         r"and the cell trains as a linear orthogonal RNN$") as caught:
+        cell = ASRNN(2, 6, saturation_low=0.0, saturation_high=0.0, saturation_eps=1e-5).double()
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    optimizer = make_optimizer(OptimizerConfig(name="rmsprop", lr=0.05), cell)
+    for _ in range(5):  # what the warning says: the gradient of p is exactly 0, so p stays at 0
+        optimizer.zero_grad()
+        cell(torch.randn(5, 4, 2, dtype=torch.float64))[0].square().mean().backward()
+        assert torch.equal(cell.saturation.grad, torch.zeros(6, dtype=torch.float64))
+        optimizer.step()
+    assert torch.equal(cell.saturation.detach(), torch.zeros(6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("options", [{}, {"saturation_low": -0.1, "saturation_high": 0.1}])
+def test_saturation_away_from_zero_builds_without_warning(options, recwarn):
+    ASRNN(2, 6, **options)
+    assert not [w for w in recwarn if "saturation" in str(w.message)]
 
 
 @pytest.mark.parametrize("name, options, message", [
@@ -258,6 +334,8 @@ def test_make_cell_with_options_and_from_the_config():
     ("orthrnn", {"orthogonal_map": "householder"}, "unknown orthogonal map 'householder'"),
     ("orthrnn", {"nonlinearity": "tanh"}, "unknown nonlinearity 'tanh'"),
     ("orthrnn", {"rebase_every": 0}, "rebase_every must be a positive"),
+    ("asrnn", {"rebase_every": 100, "project_every": 0}, "project_every must be a positive number of rebases, got 0"),
+    ("orthrnn", {"orientation": "B^T"}, r"unknown orientation 'B\^T'; choose from B, BT"),
 ])
 def test_bad_options_get_one_line_errors(name, options, message):
     with pytest.raises(LongdepsError, match=message):

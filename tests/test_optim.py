@@ -83,6 +83,7 @@ def test_bad_groups_and_settings_get_one_line_errors(groups, config, message):
         make_optimizer(config, Declaring(groups))
 
 
+@pytest.mark.filterwarnings("ignore:asrnn. the saturation p starts at exactly 0")  # the authors' copy setting
 def test_tiny_asrnn_copy_run_finishes_with_recorded_groups(tmp_path):
     config = RunConfig().with_overrides([
         "task.name=copy", "task.seq_len=10", "task.val_size=64", "task.test_size=64", "cell.name=asrnn",

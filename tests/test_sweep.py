@@ -15,7 +15,7 @@ from longdeps.cli import main
 from longdeps.config import RunConfig
 from longdeps.report import write_report
 from longdeps.store import ResultStore
-from longdeps.sweep import LocalPool, RayExecutor, Sequential, load_suite, run_suite, summary_table
+from longdeps.sweep import LocalPool, RayExecutor, Sequential, benchmark_suites, load_suite, run_suite, summary_table
 
 TINY = {"task": {"name": "adding", "seq_len": 8, "val_size": 64, "test_size": 64},
         "cell": {"hidden_size": 8}, "train": {"steps": 20, "eval_every": 10, "checkpoint_every": 10, "batch_size": 8}}
@@ -27,6 +27,14 @@ def write_suite(folder: Path, name: str, grid=CELLS, seeds=(0, 1), base=TINY, **
     path.write_text(yaml.safe_dump({"name": name, "base": base, "grid": grid, "seeds": list(seeds), **extra},
                                   sort_keys=False))
     return path
+
+
+def test_every_benchmark_suite_loads():
+    """Each suite in benchmarks/ names only known sections, keys and values of the right type."""
+    suites = benchmark_suites()
+    assert "asrnn" in suites
+    for name, path in suites.items():
+        assert load_suite(str(path)).configs(), name
 
 
 def store_contents(root: Path) -> dict:

@@ -22,7 +22,7 @@ def gen(seed: int = 0) -> torch.Generator:
 PAIR = [("adding", v) for v in ("arjovsky2016", "hs1997", "ms2011", "pascanu2013", "cn2016")] + \
        [("multiplication", v) for v in ("pascanu2013", "hs1997", "ms2011", "cn2016")]
 ORDER = [(name, v) for name in ("temporal-order", "temporal-order-3") for v in ("pascanu2013", "ms2011", "cn2016")]
-ALL = PAIR + ORDER + [("copy", "arjovsky2016")]
+ALL = PAIR + ORDER + [("copy", "arjovsky2016"), ("copy", "exprnn")]
 
 # target as a function of the two marked values
 TARGET = {
@@ -85,7 +85,7 @@ def test_registry_names_variants_and_defaults():
     assert TASKS["multiplication"].variants == ("pascanu2013", "hs1997", "ms2011", "cn2016")
     for name in ("temporal-order", "temporal-order-3"):
         assert TASKS[name].variants == ("pascanu2013", "ms2011", "cn2016")
-    assert TASKS["copy"].variants == ("arjovsky2016",)
+    assert TASKS["copy"].variants == ("arjovsky2016", "exprnn")
     assert make_task("adding", 100).variant == "arjovsky2016"
     assert make_task("multiplication", 100).variant == "pascanu2013"
     for name, variant in ALL:
@@ -361,6 +361,26 @@ def test_copy_layout_is_exact(T):
     assert torch.equal(sub.y, y[:, [3, 1]]) and torch.equal(sub.x, x[:, [3, 1]])
 
 
+# T = 3, written out by hand: S a symbol (1..8), _ a blank, M the delimiter 9
+COPY_T3 = {
+    #                inputs                    targets
+    "arjovsky2016": ("SSSSSSSSSS__M__________", "_____________SSSSSSSSSS"),  # Arjovsky: M one step before the recall
+    "exprnn": ("SSSSSSSSSS___M_________", "_____________SSSSSSSSSS"),  # expRNN/asRNN: K, L blanks, M, K - 1 blanks
+}
+
+
+@pytest.mark.parametrize("variant", COPY_T3)
+def test_copy_marker_and_recall_positions_at_t3(variant):
+    task = make_task("copy", 3, variant)
+    batch = task.sample(64, gen(10))
+    seq, y = batch.x.argmax(-1), batch.y
+    want_x, want_y = COPY_T3[variant]
+    for t, (cx, cy) in enumerate(zip(want_x, want_y)):
+        assert ((seq[t] >= 1) & (seq[t] <= 8)).all() if cx == "S" else (seq[t] == {"_": 0, "M": 9}[cx]).all(), t
+        assert ((y[t] >= 1) & (y[t] <= 8)).all() if cy == "S" else (y[t] == 0).all(), t
+    assert torch.equal(y[13:], seq[:10])  # the symbols, in order, on the last 10 steps
+
+
 def test_copy_symbols_uniform_and_baseline_monte_carlo():
     T = 100
     task = make_task("copy", T)
@@ -418,6 +438,7 @@ MIN_T = {
     ("temporal-order", "ms2011"): 10,  # length range [f(100) + 1, f(110)] non-empty
     ("temporal-order", "cn2016"): 5,   # round(T/10) >= 1
     ("copy", "arjovsky2016"): 1,
+    ("copy", "exprnn"): 1,
 }
 for (_name, _variant), _t in list(MIN_T.items()):
     if _name == "adding" and _variant != "arjovsky2016":

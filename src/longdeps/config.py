@@ -52,6 +52,8 @@ class CellConfig:
     #: and orthrnn's nonlinearity is modrelu | linear
     orthogonal_map: str | None = None
     rebase_every: int | None = None  #: asrnn, orthrnn: dynamic trivialisation every K updates (None: static)
+    project_every: int | None = None  #: asrnn, orthrnn: SVD re-projection of the bases every M-th rebase (default 1)
+    orientation: str | None = None  #: asrnn, orthrnn: W_hh = B (default) | BT (W_hh = B^T, the expRNN code's h @ B)
     saturation_low: float | None = None  #: asrnn: p ~ U(low, high); MNIST 0.02 (default), copy 0, PTB 0.8
     saturation_high: float | None = None  #: asrnn: MNIST 0.02 (default), copy 0, PTB 3
     saturation_eps: float | None = None  #: asrnn: D_f = diag(|p| + eps); MNIST 0.01 (default), copy 1e-5, PTB 0
@@ -61,6 +63,16 @@ class CellConfig:
         """The cell constructor's keyword arguments that are set."""
         skip = {"name", "hidden_size"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip and v is not None}
+
+
+@dataclass(frozen=True)
+class ReadoutConfig:
+    """Initialisation of the linear readout after the cell (see ``longdeps.model.init_readout_``)."""
+
+    #: default (PyTorch's nn.Linear) | kaiming (Kaiming-normal weights, zero bias: the expRNN/asRNN code)
+    #: | uniform (weights ~ U(-scale, scale), zero bias)
+    init: str = "default"
+    scale: float = 0.1  #: uniform: half-width of the range
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,7 @@ class TrainConfig:
 class RunConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     cell: CellConfig = field(default_factory=CellConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     gradient: GradientConfig = field(default_factory=GradientConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     continuation: ContinuationConfig = field(default_factory=ContinuationConfig)

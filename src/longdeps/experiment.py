@@ -98,7 +98,8 @@ class Run:
         self.task = make_task(t.name, t.seq_len, t.variant, val_size=t.val_size, test_size=t.test_size,
                               train_size=t.train_size, data_seed=t.data_seed, data_dir=data_dir)
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.cell.options())
-        self.model = SequenceModel(cell, self.task.output_size, self.task.readout).to(self.device)
+        self.model = SequenceModel(cell, self.task.output_size, self.task.readout, config.readout.init,
+                                   config.readout.scale).to(self.device)
         self.estimator = make_estimator(config.gradient.name, seed=tc.seed, **config.gradient.options())
         self.sampler = make_sampler(config.sampler, self.task, self.model)
         updates_per_epoch = Fraction(self.task.train_size, tc.batch_size) if self.task.train_size else None

@@ -1,13 +1,18 @@
 """Orthogonal RNNs: the expRNN-style ``orthrnn`` and the adaptive-saturated ``asrnn``.
 
-asRNN (Nguyen-Duy, Pham & Nguyen 2023; shared/design/methods.md Part B 2)::
+asRNN (Nguyen-Duy, Pham & Nguyen 2023)::
 
     z_t = W_xh x_t + W_hh h_{t-1} + b
     h_t = W_f^-1 tanh(W_f z_t),   W_f = U_f D_f,   D_f = diag(|p| + eps)
 
 with ``W_hh`` and ``U_f`` orthogonal through ``longdeps.functional.orthogonal``
 (matrix exponential or Cayley map of a skew parameter; dynamic
-trivialisation as an option). ``W_f^-1`` is applied as ``D_f^-1 U_f^T``,
+trivialisation as an option). ``orientation`` says which way round the
+parametrised matrix ``B = base @ phi(A)`` is used: ``W_hh = B`` (``"B"``, the
+asRNN code's ``h @ B^T``) or ``W_hh = B^T`` (``"BT"``, the expRNN code's
+``h @ B``). The two describe the same set of matrices but not the same
+training: an update of ``A`` moves ``B`` by ``base @ (phi(A + dA) - phi(A))``,
+which multiplies ``base`` on the right, and ``B^T`` on the left. ``W_f^-1`` is applied as ``D_f^-1 U_f^T``,
 never by inversion.
 
 The step runs in the encoded coordinates ``y_t = W_f z_t``: two matrix
@@ -28,6 +33,8 @@ it tends to the linear orthogonal RNN ``h_t = z_t`` (``orthrnn`` with
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +44,9 @@ from longdeps.cells.base import RecurrentCell, State, StepWeights
 from longdeps.errors import LongdepsError
 from longdeps.functional.orthogonal import SKEW_INITS, make_orthogonal_, retrivialise
 from longdeps.optim import GROUPS
+
+#: which way round the parametrised orthogonal matrix B is used: W_hh = B or W_hh = B^T
+ORIENTATIONS = ("B", "BT")
 
 
 class OrthogonalRNN(RecurrentCell):
@@ -54,23 +64,35 @@ class OrthogonalRNN(RecurrentCell):
         recurrent_init: skew initialisation of ``W_hh = expm(A)``: ``"cayley"`` or ``"henaff"``.
         orthogonal_map: ``"expm"`` or ``"cayley"``.
         rebase_every: dynamic trivialisation every K optimiser updates (and once at
-            the start, as the authors' ``dtriv`` mode); None: static.
+            the start): before the forward of updates 1, K + 1, 2K + 1, ..., as the
+            authors' ``dtriv`` mode; None: static.
+        project_every: re-project the new bases onto the orthogonal matrices (SVD) at
+            every M-th of those rebases (M = 1: each; the references: 30 expRNN, 100 asRNN,
+            counting the one at the start as the first, which they never project).
+        orientation: ``"B"`` (``W_hh = B``) or ``"BT"`` (``W_hh = B^T``, the expRNN code's),
+            ``B`` being the parametrised orthogonal matrix ``self.weight_hh``.
         State: ``h`` ``(B, H)``, zeros at the start. No fused kernel.
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  nonlinearity: str = "modrelu", recurrent_init: str = "cayley", orthogonal_map: str = "expm",
-                 rebase_every: int | None = None):
+                 rebase_every: int | None = None, orientation: str = "B", project_every: int = 1):
         super().__init__(input_size, hidden_size, batch_first, native)
         if nonlinearity not in ("modrelu", "linear"):
             raise LongdepsError(f"unknown nonlinearity {nonlinearity!r} for an orthogonal RNN; choose from modrelu, linear")
         if recurrent_init not in SKEW_INITS:
             raise LongdepsError(f"unknown recurrent_init {recurrent_init!r} for an orthogonal RNN; "
                                 f"choose from {', '.join(SKEW_INITS)}")
+        if orientation not in ORIENTATIONS:
+            raise LongdepsError(f"unknown orientation {orientation!r}; choose from {', '.join(ORIENTATIONS)}")
         if rebase_every is not None and rebase_every < 1:
             raise LongdepsError(f"rebase_every must be a positive number of updates or None, got {rebase_every!r}")
+        if not isinstance(project_every, int) or project_every < 1:
+            raise LongdepsError(f"project_every must be a positive number of rebases, got {project_every!r}")
         self.nonlinearity = nonlinearity
         self.rebase_every = rebase_every
+        self.project_every = project_every
+        self.orientation = orientation
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         self.weight_hh = nn.Parameter(SKEW_INITS[recurrent_init](torch.empty(hidden_size, hidden_size)))
@@ -83,7 +105,7 @@ class OrthogonalRNN(RecurrentCell):
             else:
                 nn.init.orthogonal_(self.weight_ih)
         if rebase_every is not None:
-            retrivialise(self)
+            self.rebase()
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         return self.zeros(batch_size)
@@ -95,8 +117,12 @@ class OrthogonalRNN(RecurrentCell):
         """``W_xh x (+ b)``: ``(..., I) -> (..., H)`` (modReLU keeps ``b`` for itself)."""
         return F.linear(x, self.weight_ih, self.bias if self.nonlinearity == "linear" else None)
 
+    def recurrent_matrix(self) -> torch.Tensor:
+        """``W_hh`` ``(H, H)``: the parametrised ``B = self.weight_hh``, or ``B^T`` for orientation ``"BT"``."""
+        return self.weight_hh.mT if self.orientation == "BT" else self.weight_hh
+
     def step_weights(self) -> StepWeights:
-        return StepWeights(self.weight_hh)
+        return StepWeights(self.recurrent_matrix())
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range, weights: StepWeights) -> torch.Tensor:
         z = u + gh
@@ -113,10 +139,18 @@ class OrthogonalRNN(RecurrentCell):
         """Count updates; rebase the orthogonal matrices every ``rebase_every`` of them."""
         self.updates += 1
         if self.rebase_every is not None and int(self.updates) % self.rebase_every == 0:
-            retrivialise(self)
+            self.rebase()
+
+    @torch.no_grad()
+    def rebase(self) -> None:
+        """Dynamic trivialisation of every orthogonal matrix of the cell. The n-th rebase
+        (n = updates // rebase_every + 1: the one at the start is the first) re-projects
+        the bases when n is a multiple of ``project_every``."""
+        rebases = int(self.updates) // self.rebase_every + 1
+        retrivialise(self, project=rebases % self.project_every == 0)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}"
+        return f"{super().extra_repr()}, nonlinearity={self.nonlinearity!r}, orientation={self.orientation!r}"
 
 
 class ASRNN(OrthogonalRNN):
@@ -126,11 +160,14 @@ class ASRNN(OrthogonalRNN):
     Henaff skew ``A``, ``W_xh`` orthogonal, ``b = 0``, ``U_f = I`` (skew 0),
     ``p ~ U(saturation_low, saturation_high)``.
 
-    The defaults are the MNIST row of methods.md 2.4 (a = b = 0.02, eps = 0.01:
+    The defaults are the authors' MNIST settings (a = b = 0.02, eps = 0.01:
     ``D_f = 0.03 I``, almost linear at the start); the authors' other tasks use
     copy memory ``saturation_low=0, saturation_high=0, saturation_eps=1e-5``
     (linear at the start, with ``recurrent_init="henaff"``, ``rebase_every=100``)
     and character-level PTB ``0.8, 3, 0`` (strongly saturating from the start).
+    The copy setting is linear throughout: the gradient of ``|p|`` at ``p = 0``
+    is 0, so ``p`` never moves (in the authors' code too); building such a cell
+    warns.
 
     Args:
         saturation_low, saturation_high: range of the uniform draw of ``p``.
@@ -138,16 +175,17 @@ class ASRNN(OrthogonalRNN):
         uf_group: learning-rate group of ``U_f``'s skew parameter: ``"default"``
             (the authors' code, which trains it at the large learning rate) or
             ``"orthogonal"`` (with ``W_hh``, at the scaled learning rate).
-        recurrent_init, orthogonal_map, rebase_every: as ``OrthogonalRNN``; the
-            map and the trivialisation apply to ``U_f`` too, as in the authors' code.
+        recurrent_init, orthogonal_map, rebase_every, project_every, orientation: as ``OrthogonalRNN``; the
+            map and the trivialisation apply to ``U_f`` too, as in the authors' code; the
+            orientation to ``W_hh`` only (``U_f`` is always ``B``, as in the authors' code).
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  recurrent_init: str = "cayley", orthogonal_map: str = "expm", saturation_low: float = 0.02,
                  saturation_high: float = 0.02, saturation_eps: float = 0.01, uf_group: str = "default",
-                 rebase_every: int | None = None):
+                 rebase_every: int | None = None, orientation: str = "B", project_every: int = 1):
         super().__init__(input_size, hidden_size, batch_first, native, "linear", recurrent_init, orthogonal_map,
-                         rebase_every)
+                         rebase_every, orientation, project_every)
         if not saturation_low <= saturation_high:
             raise LongdepsError(f"saturation_low must be <= saturation_high, got {saturation_low} > {saturation_high}")
         if saturation_eps < 0 or (saturation_eps == 0 and saturation_low <= 0 <= saturation_high):
@@ -155,6 +193,10 @@ class ASRNN(OrthogonalRNN):
                                 f"p ~ U({saturation_low}, {saturation_high})")
         if uf_group not in GROUPS:
             raise LongdepsError(f"unknown uf_group {uf_group!r}; choose from {', '.join(GROUPS)}")
+        if saturation_low == saturation_high == 0:
+            warnings.warn(f"asrnn: the saturation p starts at exactly 0 (saturation_low = saturation_high = 0), where "
+                          f"|p| has zero gradient, so D_f stays at eps = {saturation_eps} and the cell trains as a "
+                          f"linear orthogonal RNN", stacklevel=2)
         self.saturation_eps = saturation_eps
         self.uf_group = uf_group
         self.saturation = nn.Parameter(torch.empty(hidden_size).uniform_(saturation_low, saturation_high))
@@ -179,7 +221,7 @@ class ASRNN(OrthogonalRNN):
     def step_weights(self) -> StepWeights:
         """``W_f W_hh`` as ``recurrent``; the decoder ``W_f^-T = U_f D_f^-1`` ``(H, H)`` as ``extra``."""
         rotation, scale = self.saturation_factors()
-        return StepWeights((rotation * scale) @ self.weight_hh, extra=rotation / scale)
+        return StepWeights((rotation * scale) @ self.recurrent_matrix(), extra=rotation / scale)
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range, weights: StepWeights) -> torch.Tensor:
         """``h = D_f^-1 U_f^T tanh(y)`` from the encoded pre-activation ``y = W_f z = u + gh``,
@@ -193,4 +235,5 @@ class ASRNN(OrthogonalRNN):
         return groups
 
     def extra_repr(self) -> str:
-        return f"{RecurrentCell.extra_repr(self)}, saturation_eps={self.saturation_eps}, uf_group={self.uf_group!r}"
+        return (f"{RecurrentCell.extra_repr(self)}, saturation_eps={self.saturation_eps}, uf_group={self.uf_group!r}, "
+                f"orientation={self.orientation!r}")

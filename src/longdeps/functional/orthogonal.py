@@ -13,10 +13,13 @@ the start.
 
 Dynamic trivialisation is an option: ``retrivialise(module)`` moves every
 such parametrisation to ``base <- Q``, ``X <- 0`` (``Q`` unchanged), so that
-the next steps work near ``A = 0``. The authors' copy-task setting does this
-every 100 optimiser steps; a cell does it by ``rebase_every`` through its
-``after_optimizer_step`` hook (see ``longdeps.optim``), a user by calling
-``retrivialise`` whenever they like.
+the next steps work near ``A = 0``, and with ``project=True`` re-projects the
+new base onto the orthogonal matrices (the nearest one, by an SVD) against
+the round-off that accumulates in ``base @ phi(A)``. The authors' copy-task
+setting rebases every 100 optimiser steps and projects every 30th (expRNN)
+or 100th (asRNN) rebase; a cell does it by ``rebase_every`` and
+``project_every`` through its ``after_optimizer_step`` hook (see
+``longdeps.optim``), a user by calling ``retrivialise`` whenever they like.
 
 Why not ``torch.nn.utils.parametrizations.orthogonal``: it takes the skew
 part from the lower triangle, scales its Cayley map differently, and sets
@@ -78,10 +81,13 @@ class Orthogonal(nn.Module):
         return self.base @ q
 
     @torch.no_grad()
-    def rebase(self, x: torch.Tensor) -> None:
-        """``base <- Q`` (re-projected onto the orthogonal matrices against round-off), ``x <- 0``."""
-        u, _, vh = torch.linalg.svd(self(x))
-        self.base.copy_(u @ vh)
+    def rebase(self, x: torch.Tensor, project: bool = True) -> None:
+        """``base <- Q`` (with ``project``: the orthogonal matrix nearest ``Q``, ``U V^T`` of its SVD), ``x <- 0``."""
+        q = self(x)
+        if project:
+            u, _, vh = torch.linalg.svd(q)
+            q = u @ vh
+        self.base.copy_(q)
         x.zero_()
 
     def extra_repr(self) -> str:
@@ -96,8 +102,9 @@ def make_orthogonal_(module: nn.Module, name: str, orthogonal_map: str = "expm")
     return module
 
 
-def retrivialise(module: nn.Module) -> int:
-    """Dynamic trivialisation: ``base <- Q``, ``X <- 0`` for every ``Orthogonal`` in ``module``.
+def retrivialise(module: nn.Module, project: bool = True) -> int:
+    """Dynamic trivialisation: ``base <- Q``, ``X <- 0`` for every ``Orthogonal`` in ``module``,
+    the new bases re-projected onto the orthogonal matrices if ``project``.
 
     The matrices are unchanged (to round-off); returns how many were rebased.
     """
@@ -106,7 +113,7 @@ def retrivialise(module: nn.Module) -> int:
         if isinstance(sub, parametrize.ParametrizationList) and isinstance(sub[0], Orthogonal):
             if len(sub) != 1:
                 raise LongdepsError("an Orthogonal parametrisation must be the only one on its tensor")
-            sub[0].rebase(sub.original)
+            sub[0].rebase(sub.original, project)
             count += 1
     return count
 

@@ -39,6 +39,11 @@ Sources (read for facts; the code here is our own):
   (1-based) in [r(T/10), r(2T/10)], [r(4T/10), r(5T/10)] (3 symbols:
   [r(T/10), r(2T/10)], [r(3T/10), r(4T/10)], [r(6T/10), r(7T/10)]); their
   harness stops when validation success exceeds 99 %.
+- ``exprnn`` (copy memory only): Lezcano-Casado & Martinez-Rubio 2019,
+  ``lezcano/expRNN`` ``1_copying.py`` (``copying_data``), which the asRNN
+  code (``ndminhkhoi46/asRNN``, ``CopyMemoryDataModule``) repeats: inputs
+  K symbols, L blanks, the marker, K - 1 blanks, so the marker falls on the
+  first recall step; ``arjovsky2016`` puts it one step earlier.
 
 Choices where the sources are silent or disagree (each is ours):
 
@@ -516,18 +521,21 @@ class TemporalOrder3Task(TemporalOrderTask):
 
 @register
 class CopyTask(Task):
-    """Recall 10 symbols after a delay: Arjovsky et al. 2016 (``memory_problem.py``).
+    """Recall 10 symbols after a delay.
 
-    Input (T + 20 steps): 10 symbols from {1..8}, T - 1 blanks (0), the
-    delimiter 9, 10 blanks; one-hot ``x``: ``(T + 20, B, 10)`` float32.
-    Target ``y``: ``(T + 20, B)`` long, T + 10 blanks then the 10 symbols
-    (``y_batch_dim = 1``). Outputs: ``(T + 20, B, 9)`` logits.
+    Input (T + 20 steps): 10 symbols from {1..8}, blanks (0) and the delimiter 9,
+    which ``arjovsky2016`` (Arjovsky et al. 2016, ``memory_problem.py``) puts at
+    step T + 9 (T - 1 blanks before it, 10 after) and ``exprnn`` (the expRNN and
+    asRNN code) at step T + 10, the first recall step (T blanks before it, 9
+    after); one-hot ``x``: ``(T + 20, B, 10)`` float32. Target ``y``: ``(T + 20, B)``
+    long, T + 10 blanks then the 10 symbols in both (``y_batch_dim = 1``).
+    Outputs: ``(T + 20, B, 9)`` logits.
     """
 
     name = "copy"
     description = ("copy memory: reproduce 10 symbols from {1..8} after T blank steps "
-                   "(arjovsky2016: Arjovsky et al. 2016)")
-    variants = ("arjovsky2016",)
+                   "(arjovsky2016: Arjovsky et al. 2016; exprnn: the expRNN/asRNN code, delimiter one step later)")
+    variants = ("arjovsky2016", "exprnn")
     readout = "all"
     metric = "accuracy"
     higher_is_better = True
@@ -549,7 +557,7 @@ class CopyTask(Task):
         symbols = torch.randint(1, self.n_symbols + 1, (K, batch_size), generator=generator)
         seq = torch.zeros(T + 2 * K, batch_size, dtype=torch.long)
         seq[:K] = symbols
-        seq[T + K - 1] = self.delimiter
+        seq[T + K if self.variant == "exprnn" else T + K - 1] = self.delimiter
         y = torch.zeros(T + 2 * K, batch_size, dtype=torch.long)
         y[T + K:] = symbols
         return Batch(F.one_hot(seq, self.input_size).float(), y, y_batch_dim=1)
