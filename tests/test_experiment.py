@@ -129,7 +129,7 @@ def test_nan_in_a_training_batch_is_an_error(tmp_path, monkeypatch):
     ("task.name=addding", "unknown task 'addding'"),
     ("cell.name=gruu", "unknown cell 'gruu'"),
     ("task.variant=xyz", "unknown variant 'xyz' for task 'adding'"),
-    ("train.steps=0", "train.steps must be a positive integer, got 0"),
+    ("train.steps=0", "train.steps must be > 0, got 0"),
     ("optimizer.name=lbfgs", "unknown optimizer 'lbfgs'"),
     ("gradient.name=tbptt", "tbptt needs gradient.truncation"),
 ])

@@ -87,6 +87,7 @@ def test_a_labelled_grid_entry_sets_fields_of_several_sections_together(tmp_path
     ({"grids": {}}, "unknown suite key(s) grids"),
     ({"grid": {"cell.hidden_size": ["wide"]}}, "cell.hidden_size must be int, got 'wide'"),
     ({"seeds": [0, 0]}, "seeds must be distinct"),
+    ({"grid": {"gradient.clip_norm": [1.0, -1.0]}}, "gradient.clip_norm must be > 0, got -1.0"),
     ({"grid": {"model": ["lstm"]}}, "grid key 'model' is not a config section"),
     ({"paper": [{"setting": {"cell.name": "lstm"}, "metric": "accuracy", "value": 1, "source": "x"}]},
      "paper metric 'accuracy' is not one of"),

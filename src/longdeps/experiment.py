@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from longdeps.cells import State, detach_state, make_cell
-from longdeps.config import RunConfig
+from longdeps.config import RunConfig, validate
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
 from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
@@ -82,16 +82,13 @@ class Run:
     """
 
     def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None, data_dir: str | None = None):
-        self.config = config
+        self.config = validate(config)
         self.store = store
         self.suite = suite
         self.run_id = config.run_id()
         self.dir = store.run_dir(self.run_id)
         self.device = torch.device(config.train.device)
         tc = config.train
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
-            if getattr(tc, name) < 1:
-                raise LongdepsError(f"train.{name} must be a positive integer, got {getattr(tc, name)!r}")
 
         torch.manual_seed(tc.seed)
         t = config.task

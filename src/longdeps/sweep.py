@@ -61,7 +61,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from longdeps.allocator import keep_freed_memory
-from longdeps.config import SECTIONS, RunConfig, read_mapping
+from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
 from longdeps.report import PAPER_METRICS, mean_std
@@ -163,7 +163,8 @@ def load_suite(name_or_path: str, names: dict[str, Path] | None = None) -> Suite
         raise LongdepsError(f"{path}: seeds must be distinct, got {seeds}")
     suite = Suite(name=data.get("name", path.stem), description=data.get("description", ""),
                   base=data.get("base") or {}, grid=grid, seeds=seeds)
-    suite.points()  # every grid value must fit its config field
+    for config in suite.configs():  # every grid value must fit its config field, before any run starts
+        validate(config)
     suite.paper = [_paper_entry(path, entry) for entry in data.get("paper") or []]
     return suite
 
