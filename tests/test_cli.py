@@ -18,6 +18,15 @@ def test_help(command):
     assert proc.returncode == 0 and "usage: longdeps" in proc.stdout
 
 
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_do_not_import_torch(flag):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "longdeps", flag], capture_output=True, text=True)
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert proc.returncode == 0 and "longdeps.cli" in imported
+    assert not {"torch", "numpy", "matplotlib"} & imported
+    assert proc.stdout.startswith("usage: longdeps" if flag == "--help" else "longdeps 0.1.0")
+
+
 def test_listings(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from longdeps import __version__
 from longdeps.allocator import keep_freed_memory
 from longdeps.errors import LongdepsError
 from longdeps.store import DEFAULT_ROOT
@@ -24,6 +25,7 @@ FLAGS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longdeps", description="Recurrent networks on long-term dependencies.")
+    parser.add_argument("--version", action="version", version=f"longdeps {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train one run", description=(

@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
 DEFAULT_ROOT = "longdeps-results"
 
 SCHEMA = """
@@ -75,6 +73,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` atomically."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
