@@ -26,9 +26,14 @@ def small_config(*overrides):
 
 
 def test_run_writes_folder_store_rows_and_test_figures(tmp_path):
-    result = run_experiment(small_config("cell.name=srn"), tmp_path, progress=False)
+    umask = os.umask(0o027)
+    try:
+        result = run_experiment(small_config("cell.name=srn"), tmp_path, progress=False)
+    finally:
+        os.umask(umask)
     folder = tmp_path / "runs" / result.run_id
     assert {p.name for p in folder.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "result.json"}
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == dict.fromkeys(os.listdir(folder), 0o640)
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30, 40]
     assert all(len(r["grad_profile"]) == 10 and r["examples_seen"] == r["step"] * 16 for r in records)

@@ -32,7 +32,7 @@ def write_suite(folder: Path, name: str, grid=CELLS, seeds=(0, 1), base=TINY, **
 def store_contents(root: Path) -> dict:
     """run id -> (its row, its evaluation records), wall-clock fields left out."""
     store = ResultStore(root)
-    volatile = {"created", "updated", "wall_time"}
+    volatile = {"created", "updated", "wall_time", "pid", "host"}
     return {row["run_id"]: ({k: v for k, v in row.items() if k not in volatile},
                             [{k: v for k, v in r.items() if k != "wall_time"} for r in store.evals(row["run_id"])])
             for row in store.runs()}
@@ -124,6 +124,19 @@ def test_failed_runs_are_recorded_and_the_others_finish(tmp_path):
     assert table[3].startswith("| task.variant=arjovsky2016, optimizer.lr=30.0 | 1 | 0 | 1 | –")
 
 
+def test_a_sweep_with_a_failed_run_exits_non_zero_and_names_it(tmp_path, capsys):
+    grid = {"task.variant": ["arjovsky2016", "nope"]}
+    path = write_suite(tmp_path, "failing", grid=grid, seeds=[0])
+    assert main(["sweep", str(path), "--results", str(tmp_path), "--sequential", "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    (failed,) = [c.run_id() for c in load_suite(str(path)).configs() if c.task.variant == "nope"]
+    assert f"failed: run {failed} (task.variant=nope, seed 0): unknown variant 'nope' for task 'adding'" in out
+    assert err.startswith("longdeps: error: 1 of 2 runs of suite 'failing' failed") and err.count("\n") == 1
+    assert main(["runs", "--results", str(tmp_path), "--status", "failed"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.endswith("\terror") and row.startswith(f"{failed}\tfailed\t") and "unknown variant 'nope'" in row
+
+
 def processes_in_group(pgid: int) -> list[int]:
     """Pids of the live (not zombie) processes of process group ``pgid``."""
     pids = []
@@ -137,11 +150,11 @@ def processes_in_group(pgid: int) -> list[int]:
     return pids
 
 
-def stopped_after_a_checkpoint(root: Path) -> list[dict]:
-    """The runs under `root` still marked running that have written a checkpoint."""
+def stopped_after_a_checkpoint(root: Path, status: str = "running") -> list[dict]:
+    """The runs under `root` marked ``status`` that have written a checkpoint."""
     if not (root / "results.sqlite").exists():
         return []
-    return [r for r in ResultStore(root).runs(status="running")
+    return [r for r in ResultStore(root).runs(status=status)
             if (root / "runs" / r["run_id"] / "checkpoint.pt").exists()]
 
 
@@ -177,7 +190,8 @@ def test_killed_sweep_restarts_with_only_the_missing_runs(tmp_path):
             os.killpg(sweep.pid, signal.SIGKILL)
     assert 2 <= len(finished) < 8, "the sweep finished before it could be killed"
     stamps = {r["run_id"]: (root / "runs" / r["run_id"] / "result.json").stat().st_mtime_ns for r in finished}
-    assert stopped_after_a_checkpoint(root), "no run was stopped after a checkpoint"
+    assert stopped_after_a_checkpoint(root, "interrupted"), "no run was stopped after a checkpoint"
+    assert not ResultStore(root).runs(status="running"), "a run of a killed worker is still shown as running"
 
     outcomes = run_suite(suite, root, LocalPool(2, threads=1), progress=False)
     assert [o.status for o in outcomes] == ["finished"] * 8

@@ -150,14 +150,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     suite = load_suite(args.suite, names)
     outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
                          data_dir=args.data_dir)
-    failed = sum(o.status == "failed" for o in outcomes)
     print(summary_table(suite, args.results))
-    print(f"{len(outcomes)} runs, {failed} failed" +
-          (f" (errors: longdeps runs --suite {suite.name} --status failed --results {args.results})" if failed else ""))
+    labels = {c.run_id(): f"{label}, seed {c.train.seed}" for label, configs in suite.points() for c in configs}
+    failed = [o for o in outcomes if o.status == "failed"]
+    for outcome in failed:
+        print(f"failed: run {outcome.run_id} ({labels[outcome.run_id]}): {outcome.error}")
     if args.command == "sweep":
         print(f"report: longdeps report --sweep {suite.name} --results {args.results}")
-    else:
+    elif len(failed) < len(outcomes):
         print(f"report: {suite_report(args.results, suite.name, args.out)}")
+    print(f"{len(outcomes)} runs, {len(failed)} failed")
+    if failed:
+        raise LongdepsError(f"{len(failed)} of {len(outcomes)} runs of suite {suite.name!r} failed (listed above; "
+                            f"longdeps runs --suite {suite.name} --status failed --results {args.results})")
 
 
 def suite_report(results: str, name: str, out: str | None = None) -> Path:
@@ -166,8 +171,9 @@ def suite_report(results: str, name: str, out: str | None = None) -> Path:
     from longdeps.store import ResultStore
     from longdeps.sweep import recorded_suite
 
+    store = ResultStore(results, create=False)
     suite = recorded_suite(results, name)
-    return write_report(ResultStore(results), out or Path(results) / "reports" / name, suite=name,
+    return write_report(store, out or Path(results) / "reports" / name, suite=name,
                         title=f"Suite `{name}`", description=suite.description if suite else "",
                         paper=suite.paper if suite else None)
 
@@ -179,16 +185,16 @@ def cmd_report(args: argparse.Namespace) -> None:
     if args.sweep:
         print(f"report: {suite_report(args.results, args.sweep, args.out)}")
         return
-    print(f"report: {write_report(ResultStore(args.results), args.out or Path(args.results) / 'reports' / 'all')}")
+    print(f"report: {write_report(ResultStore(args.results, create=False), args.out or Path(args.results) / 'reports' / 'all')}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
     from longdeps.store import ResultStore
 
-    rows = ResultStore(args.results).runs(suite=args.suite, task=args.task, cell=args.cell,
-                                          gradient=args.gradient, status=args.status)
+    rows = ResultStore(args.results, create=False).runs(suite=args.suite, task=args.task, cell=args.cell,
+                                                        gradient=args.gradient, status=args.status)
     header = ("run_id", "status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "seed",
-              "steps_done", "solved_step", "best_val_metric", "test_metric")
+              "steps_done", "solved_step", "best_val_metric", "test_metric", "error")
     print("\t".join(header))
     for row in rows:
         print("\t".join("" if row[c] is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in header))
@@ -220,7 +226,7 @@ def cmd_population(args: argparse.Namespace) -> None:
     from longdeps.experiment import Run, evaluate
     from longdeps.store import ResultStore
 
-    store = ResultStore(args.results)
+    store = ResultStore(args.results, create=False)
     folder = store.run_dir(args.run_id)
     if not (folder / "checkpoint.pt").is_file():
         raise LongdepsError(f"run {args.run_id!r} has no checkpoint in {folder}")
@@ -245,8 +251,12 @@ def cmd_data(args: argparse.Namespace) -> None:
             print(f"ok {path}")
         return
     print(f"data root: {data_root(args.data_dir)}")
-    for name, status in check_all(args.data_dir):
+    report = check_all(args.data_dir)
+    for name, status in report:
         print(f"{name:22s} {status}")
+    bad = [name for name, status in report if status != "ok"]
+    if bad:
+        raise LongdepsError(f"{len(bad)} of {len(report)} data sets are missing or corrupted: {', '.join(bad)} (see above)")
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "bench": cmd_sweep, "report": cmd_report,

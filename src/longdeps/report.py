@@ -34,6 +34,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from longdeps.errors import LongdepsError  # noqa: E402
 from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
 
 #: what a suite's ``paper`` entries may compare -> (column label, our value for one finished run, or None)
@@ -299,6 +300,10 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
     every = store.runs(suite=suite)
     runs = [r for r in every if r["status"] == "finished"]
     failed = [r for r in every if r["status"] == "failed"]
+    if not runs:
+        where = f"of suite {suite!r} " if suite else ""
+        raise LongdepsError(f"no finished runs {where}in {str(store.root)!r} ({len(every)} runs {where}there, "
+                            f"{len(failed)} failed); suites there: {', '.join(store.suites()) or 'none'}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     title = title or (f"Suite `{suite}`" if suite else "All runs")
@@ -316,8 +321,6 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
         relevant = [e for e in paper or [] if all(config.get(k.split(".", 1)[1]) == v
                                                    for k, v in e["setting"].items() if k.startswith("task."))]
         lines += finished_section(store, task_runs, relevant, out, slug)
-    if not runs:
-        lines += [f"No finished runs in {store.root}.", ""]
     if failed:
         lines += ["## Failed runs", ""] + [f"- `{r['run_id']}` ({r['cell']}, seed {r['seed']}): {r['error']}" for r in failed]
     atomic_write_text(out / "report.md", "\n".join(lines).rstrip() + "\n")
