@@ -90,7 +90,13 @@ def test_bench_suite_file_writes_report_with_plots(tmp_path, capsys):
         "  cell: {hidden_size: 8}\n  train: {steps: 20, eval_every: 10, batch_size: 8}\n"
         "grid:\n  cell.name: [srn, lstm]\nseeds: [0, 1]\n")
     results = tmp_path / "results"
-    assert main(["bench", str(suite), "--results", str(results), "--no-progress"]) == 0
+    with open(tmp_path / "log", "w") as log:  # longdeps bench > log 2>&1
+        subprocess.run([sys.executable, "-m", "longdeps", "bench", str(suite), "--results", str(results)],
+                       stdout=log, stderr=subprocess.STDOUT, check=True)
+    lines = (tmp_path / "log").read_text().splitlines()
+    for cell in ("srn", "lstm"):  # a line per evaluation of each of the two runs of the cell
+        assert sum(f" {cell} adding: update " in line for line in lines) == 4
+    assert sum(line.startswith("sweep tiny: run ") and " finished; " in line for line in lines) == 4
     report = results / "reports" / "tiny" / "report.md"
     text = report.read_text()
     assert "| cell=srn | 2 |" in text and "| cell=lstm | 2 |" in text

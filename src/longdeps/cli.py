@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", help=DATA_DIR_HELP)
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--force", action="store_true", help="discard an existing run with the same config and start over")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--no-progress", action="store_true",
+                       help="hide the progress bar (on a terminal) or the line per evaluation (elsewhere)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
     sweep = sub.add_parser("sweep", help="run a suite's grid of runs and print its summary", description=(
@@ -122,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(json.dumps(config.to_dict(), indent=2))
         return
     result = run_experiment(config, args.results, resume=args.resume, force=args.force,
-                            progress=False if args.no_progress else None, data_dir=args.data_dir)
+                            progress=not args.no_progress, data_dir=args.data_dir)
     s = result.summary
     print(f"run {result.run_id}: {result.status}; {s['steps_done']} updates, solved={s['solved']}"
           f"{' at update ' + str(s['solved_step']) if s['solved'] else ''}; best val {s.get('metric', 'metric')}="
@@ -271,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     except LongdepsError as err:
         print(f"longdeps: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("longdeps: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # a run's ``Interrupted`` says what it saved
+        print(f"longdeps: {err or 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(err, "signum", signal.SIGINT)
     return 0
 
 

@@ -153,6 +153,7 @@ class TrainConfig:
     #: generated examples; 0: use the moving averages instead)
     population_examples: int | None = ranged(None, "non-negative")
     device: str = "cpu"  #: a torch device (cpu, cuda, cuda:1, mps) that this machine has
+    log: str = "none"  #: none | csv | tensorboard: a copy of the evaluation records besides metrics.jsonl
 
 
 @dataclass(frozen=True)
