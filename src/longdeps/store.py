@@ -142,8 +142,8 @@ class ResultStore:
                         if column not in columns:
                             db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
                 return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
+            except sqlite3.OperationalError as err:  # "duplicate column": another process added it first
+                if not ("locked" in str(err) or "duplicate column" in str(err)) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
