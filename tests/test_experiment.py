@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch
 from longdeps import LongdepsError
 from longdeps.cli import main
 from longdeps.config import RunConfig
-from longdeps.experiment import Run, run_experiment
+from longdeps.experiment import Interrupted, Run, run_experiment
 from longdeps.store import ResultStore
 from longdeps.tasks import TASKS
 from longdeps.tasks.synthetic import AddingTask
@@ -127,6 +128,12 @@ def test_resume_after_kill_or_interrupt_reproduces_the_uninterrupted_run(tmp_pat
                              capture_output=True, text=True)
     assert f"resumes from update {stopped_at} of 300" in resumed.stdout.splitlines()[0]
     assert records(tmp_path / "a") == records(tmp_path / "c")
+
+
+def test_an_interruption_crosses_process_boundaries_whole():
+    again = pickle.loads(pickle.dumps(Interrupted("SIGTERM received: run x stopped", signal.SIGTERM)))
+    assert isinstance(again, KeyboardInterrupt) and str(again) == "SIGTERM received: run x stopped"
+    assert again.signum == signal.SIGTERM
 
 
 def test_divergence_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from longdeps import LongdepsError
@@ -197,6 +198,31 @@ def test_killed_sweep_restarts_with_only_the_missing_runs(tmp_path):
     assert [o.status for o in outcomes] == ["finished"] * 8
     assert {i: (root / "runs" / i / "result.json").stat().st_mtime_ns for i in stamps} == stamps  # not run again
     assert store_contents(root) == store_contents(tmp_path / "whole")
+
+
+def test_sigterm_stops_a_sweep_and_each_run_under_way_saves_where_it_is(tmp_path):
+    base = {**TINY, "train": {"steps": 100000, "eval_every": 10, "checkpoint_every": 100000, "batch_size": 8}}
+    path = write_suite(tmp_path, "stopped", base=base, seeds=[0])
+    root = tmp_path / "root"
+    sweep = subprocess.Popen(cli("sweep", str(path), "--results", str(root), "--workers", "2", "--threads", "1",
+                                 "--no-progress"), env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+
+    def evaluated():  # runs with an evaluation
+        return sum(bool(p.read_text()) for p in root.glob("runs/*/metrics.jsonl"))
+
+    deadline = time.time() + 120
+    while evaluated() < 2 and time.time() < deadline and sweep.poll() is None:
+        time.sleep(0.01)
+    sweep.send_signal(signal.SIGTERM)  # the sweep's own process: it asks its workers to save
+    err = sweep.communicate(timeout=120)[1]
+    assert sweep.returncode == 128 + signal.SIGTERM and err.count("\n") == 1
+    assert err.startswith("longdeps: SIGTERM received; sweep stopped stopped, each run under way saved at its current update")
+    rows = ResultStore(root).runs()
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"interrupted"}
+    for row in rows:
+        step = torch.load(root / "runs" / row["run_id"] / "checkpoint.pt", weights_only=False)["step"]
+        assert step == row["steps_done"] >= 10 and f"saved at update {step} in" in row["error"]
 
 
 def test_two_processes_writing_one_store_lose_no_rows(tmp_path):

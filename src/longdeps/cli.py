@@ -148,10 +148,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     """``sweep``, ``reproduce`` and ``bench``: run a suite, print its summary; the last two write its report."""
     from longdeps.sweep import benchmark_suites, builtin_suites, known_suites, load_suite, run_suite, summary_table
 
+    from longdeps.experiment import Interrupted
+
     names = {"sweep": known_suites, "reproduce": benchmark_suites, "bench": builtin_suites}[args.command]()
     suite = load_suite(args.suite, names)
-    outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
-                         data_dir=args.data_dir)
+    try:
+        outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
+                             data_dir=args.data_dir)
+    except KeyboardInterrupt as err:
+        raise Interrupted(f"{str(err) or 'SIGINT received'}; sweep {suite.name} stopped, each run under way saved at its "
+                          f"current update (longdeps runs --suite {suite.name} --status interrupted --results "
+                          f"{args.results}); the same command continues it", getattr(err, "signum", signal.SIGINT)) from None
     print(summary_table(suite, args.results))
     labels = {c.run_id(): f"{label}, seed {c.train.seed}" for label, configs in suite.points() for c in configs}
     failed = [o for o in outcomes if o.status == "failed"]
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"longdeps: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # a run's ``Interrupted`` says what it saved
-        print(f"longdeps: {err or 'interrupted'}", file=sys.stderr)
+        print(f"longdeps: {str(err) or 'interrupted'}", file=sys.stderr)
         return 128 + getattr(err, "signum", signal.SIGINT)
     return 0
 

@@ -10,7 +10,7 @@ the sampler reports, e.g. ``sgr``'s refreshes); every ``checkpoint_every``
 updates the whole training state (weights, optimiser, random generators,
 history) is saved atomically, so ``resume`` continues exactly where the
 checkpoint left off. SIGINT or SIGTERM stops a run at the end of the update
-under way and saves a checkpoint there (a second signal stops it at once).
+under way and saves a checkpoint there (the same signal again stops it at once).
 At the end the best-validation weights are scored on the test set.
 """
 
@@ -60,19 +60,22 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(message)
         self.signum = signum
 
+    def __reduce__(self):  # a pool worker's run sends it back to the sweep
+        return Interrupted, (str(self), self.signum)
+
 
 @contextmanager
 def deferred_signals() -> Iterator[list[int]]:
-    """Within the block, a first SIGINT or SIGTERM is appended to the yielded list instead of stopping
-    the process, and a second raises ``KeyboardInterrupt``. Outside the main thread, where handlers
-    cannot be set, signals keep their handling and the list stays empty."""
+    """Within the block, SIGINT and SIGTERM are appended to the yielded list instead of stopping the
+    process; the same signal a second time raises ``KeyboardInterrupt``. Outside the main thread,
+    where handlers cannot be set, signals keep their handling and the list stays empty."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if received:
+        if signum in received:
             raise KeyboardInterrupt
         received.append(signum)
 

@@ -23,7 +23,9 @@ Every grid point x seed is one run, named by the hash of its resolved config
 (``RunConfig.run_id``), so a sweep started again skips finished runs,
 resumes interrupted ones from their last checkpoint and retries failed ones.
 A failed run (any exception, a diverging loss included) is recorded in the
-store as ``failed`` with its error, and the other runs go on.
+store as ``failed`` with its error, and the other runs go on. Ctrl-C or
+SIGTERM stops a sweep: each run under way saves a checkpoint at its current
+update, and the same sweep started again continues them.
 
 Executors; each calls ``run_one`` once per run:
 
@@ -49,9 +51,11 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -64,7 +68,7 @@ from tqdm.auto import tqdm
 from longdeps.allocator import keep_freed_memory
 from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
 from longdeps.errors import LongdepsError
-from longdeps.experiment import run_experiment
+from longdeps.experiment import Interrupted, run_experiment
 from longdeps.report import PAPER_METRICS, mean_std
 from longdeps.store import ResultStore, atomic_write_text
 
@@ -315,7 +319,12 @@ class LocalPool(Executor):
         self.pool = ProcessPoolExecutor(self.slots, mp_context=context, initializer=_start_worker)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type | None, *exc: Any) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            # SIGTERM asks each run under way to save at its current update (``Run.execute``); a worker
+            # that the terminal's Ctrl-C reached already is stopping and takes no harm from it
+            for process in self.pool._processes.values():
+                process.terminate()
         self.pool.shutdown(cancel_futures=True)
 
     def map(self, configs, results, data_dir, progress):
@@ -374,6 +383,24 @@ class RayExecutor(Executor):
 
 # -- a sweep -------------------------------------------------------------------
 
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Interrupted`` as Ctrl-C raises ``KeyboardInterrupt``, so that
+    a sweep stopped either way asks its runs under way to save (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted("SIGTERM received", signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_suite(suite: Suite, results: str | Path, executor: Executor | None = None, progress: bool | None = None,
               data_dir: str | None = None) -> list[RunOutcome]:
     """Run every run of ``suite`` not finished yet with ``executor`` (default: ``LocalPool()``).
@@ -393,7 +420,7 @@ def run_suite(suite: Suite, results: str | Path, executor: Executor | None = Non
     pending = [c for c in configs if c.run_id() not in outcomes]
     executor = executor or LocalPool()
     logged = progress is not False and not sys.stdout.isatty()
-    with executor, tqdm(total=len(configs), initial=len(outcomes), desc=f"sweep {suite.name}", unit="run",
+    with sigterm_as_interrupt(), executor, tqdm(total=len(configs), initial=len(outcomes), desc=f"sweep {suite.name}", unit="run",
                         disable=None if progress is None else not progress, dynamic_ncols=True) as bar:
         failed = 0
         bar.set_postfix({"running": min(executor.slots, len(pending)), "failed": failed})
