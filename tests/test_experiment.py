@@ -14,7 +14,8 @@ import torch
 from longdeps import LongdepsError
 from longdeps.cli import main
 from longdeps.config import RunConfig
-from longdeps.experiment import Interrupted, Run, run_experiment
+from longdeps.experiment import Run, run_experiment
+from longdeps.signals import Interrupted
 from longdeps.store import ResultStore
 from longdeps.tasks import TASKS
 from longdeps.tasks.synthetic import AddingTask

@@ -10,6 +10,7 @@ from pathlib import Path
 from longdeps import __version__
 from longdeps.allocator import keep_freed_memory
 from longdeps.errors import LongdepsError
+from longdeps.signals import Interrupted
 from longdeps.store import DEFAULT_ROOT
 
 DATA_DIR_HELP = "where data sets live (default: $LONGDEPS_DATA, else ~/.cache/longdeps)"
@@ -147,8 +148,6 @@ def make_executor(args: argparse.Namespace):
 def cmd_sweep(args: argparse.Namespace) -> None:
     """``sweep``, ``reproduce`` and ``bench``: run a suite, print its summary; the last two write its report."""
     from longdeps.sweep import benchmark_suites, builtin_suites, known_suites, load_suite, run_suite, summary_table
-
-    from longdeps.experiment import Interrupted
 
     names = {"sweep": known_suites, "reproduce": benchmark_suites, "bench": builtin_suites}[args.command]()
     suite = load_suite(args.suite, names)

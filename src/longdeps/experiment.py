@@ -19,10 +19,8 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import threading
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -41,6 +39,7 @@ from longdeps.model import SequenceModel
 from longdeps.optim import make_optimizer
 from longdeps.progress import Progress
 from longdeps.sampling import make_sampler
+from longdeps.signals import Interrupted, deferred
 from longdeps.store import ResultStore, atomic_torch_save, atomic_write_text
 from longdeps.tasks import Batch, Task, make_task, seeded_generator
 
@@ -51,40 +50,6 @@ class RunResult:
     status: str  #: finished (failed and interrupted runs raise)
     summary: dict[str, Any]
     run_dir: Path
-
-
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by a signal; the message says what it saved."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
-
-    def __reduce__(self):  # a pool worker's run sends it back to the sweep
-        return Interrupted, (str(self), self.signum)
-
-
-@contextmanager
-def deferred_signals() -> Iterator[list[int]]:
-    """Within the block, SIGINT and SIGTERM are appended to the yielded list instead of stopping the
-    process; the same signal a second time raises ``KeyboardInterrupt``. Outside the main thread,
-    where handlers cannot be set, signals keep their handling and the list stays empty."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if signum in received:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 @torch.no_grad()
@@ -236,7 +201,7 @@ class Run:
         clock = time.perf_counter()
         finished = self.step >= tc.steps
         try:
-            with deferred_signals() as received:
+            with deferred() as received:
                 while not finished and not received:
                     smoothing = self.continuation.before_step(self.step, self.model)
                     loss, norm = self.train_step()

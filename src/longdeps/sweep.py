@@ -51,11 +51,9 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import signal
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -68,8 +66,9 @@ from tqdm.auto import tqdm
 from longdeps.allocator import keep_freed_memory
 from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
 from longdeps.errors import LongdepsError
-from longdeps.experiment import Interrupted, run_experiment
+from longdeps.experiment import run_experiment
 from longdeps.report import PAPER_METRICS, mean_std
+from longdeps.signals import sigterm_as_interrupt
 from longdeps.store import ResultStore, atomic_write_text
 
 SUITE_KEYS = ("name", "description", "base", "grid", "seeds", "paper")
@@ -382,24 +381,6 @@ class RayExecutor(Executor):
 
 
 # -- a sweep -------------------------------------------------------------------
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``Interrupted`` as Ctrl-C raises ``KeyboardInterrupt``, so that
-    a sweep stopped either way asks its runs under way to save (in the main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Interrupted("SIGTERM received", signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 
 def run_suite(suite: Suite, results: str | Path, executor: Executor | None = None, progress: bool | None = None,
               data_dir: str | None = None) -> list[RunOutcome]:
