@@ -12,7 +12,7 @@ from longdeps.config import RANGES, SECTIONS, RunConfig, load_config, validate
 
 #: values outside each declared range (RANGES), for float fields and, where they are integers, int fields
 OUTSIDE = {"finite": [float("nan"), float("inf")], "positive": [0, -1, float("-inf")], "non-negative": [-1, float("nan")],
-           "probability": [-0.5, 1.5], "fraction": [0, 1.5]}
+           "probability": [-0.5, 1.5], "fraction": [0, 1.5], "seed": [-1, 2**63]}
 
 
 def declared_ranges():

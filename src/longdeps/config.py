@@ -27,6 +27,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "non-negative": (lambda v: v >= 0, ">= 0"),
     "probability": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "fraction": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "seed": (lambda v: 0 <= v < 2**63, "in [0, 2**63)"),  # what torch.manual_seed takes
 }
 
 
@@ -46,7 +47,7 @@ class TaskConfig:
     val_size: int | None = ranged(None, "positive")  #: None: the task's default (1000 generated, or the whole split)
     test_size: int | None = ranged(None, "positive")
     train_size: int | None = ranged(None, "positive")  #: generated tasks: None for a fresh batch every update, N for a fixed pool
-    data_seed: int = 0
+    data_seed: int = ranged(0, "seed")
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class TrainConfig:
 
     steps: int = ranged(2000, "positive")
     batch_size: int = ranged(32, "positive")
-    seed: int = 0
+    seed: int = ranged(0, "seed")
     eval_every: int = ranged(100, "positive")
     checkpoint_every: int = ranged(500, "positive")
     stop_when_solved: bool = True
