@@ -8,6 +8,7 @@ import pytest
 
 PROGRAM = """
 import resource, torch
+import longdeps.experiment  # the heap of a process that trains, with the library loaded
 from longdeps.allocator import keep_freed_memory
 assert keep_freed_memory()
 def faults():

@@ -1,9 +1,31 @@
 """Typed configs: files, overrides, run ids, and their one-line errors."""
 
+import dataclasses
+import typing
+
 import pytest
+import torch
 
 from longdeps import LongdepsError
-from longdeps.config import RunConfig, load_config
+from longdeps.cli import main
+from longdeps.config import RANGES, SECTIONS, RunConfig, load_config, validate
+
+#: values outside each declared range (RANGES), for float fields and, where they are integers, int fields
+OUTSIDE = {"finite": [float("nan"), float("inf")], "positive": [0, -1, float("-inf")], "non-negative": [-1, float("nan")],
+           "probability": [-0.5, 1.5], "fraction": [0, 1.5], "seed": [-1, 2**63]}
+
+
+def declared_ranges():
+    """(section.key, range, at_most, is_int) of every field that declares a range."""
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if "range" in f.metadata:
+                yield f"{section}.{f.name}", f.metadata["range"], f.metadata["at_most"], int in typing.get_args(hints[f.name]) or hints[f.name] is int
+
+
+OUT_OF_RANGE = [(key, value) for key, kind, _, is_int in declared_ranges() for value in OUTSIDE[kind]
+                if not is_int or float(value).is_integer()]
 
 
 def test_overrides_are_typed_and_run_id_follows_settings():
@@ -48,3 +70,38 @@ def test_bad_files(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(LongdepsError, match="must end in .yaml, .yml or .toml"):
         load_config(tmp_path / "bad.json")
+
+
+def test_every_declared_range_has_values_outside_it():
+    assert set(OUTSIDE) == set(RANGES)
+    keys = {key for key, _, _, _ in declared_ranges()}
+    assert keys == {key for key, _ in OUT_OF_RANGE} and {"gradient.clip_norm", "train.population_examples"} <= keys
+    validate(RunConfig())
+
+
+@pytest.mark.parametrize("key, value", OUT_OF_RANGE)
+def test_a_value_out_of_its_declared_range_is_one_line_and_exit_2(key, value, tmp_path, capsys):
+    assert main(["train", "--results", str(tmp_path), f"{key}={value}"]) == 2
+    err = capsys.readouterr().err
+    section, name = key.split(".")
+    coerced = getattr(getattr(RunConfig().with_overrides([f"{key}={value}"]), section), name)
+    assert err.startswith(f"longdeps: error: {key} must be ") and err.endswith(f", got {coerced!r}\n")
+    assert err.count("\n") == 1 and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("key, bound", [(key, at_most) for key, _, at_most, _ in declared_ranges() if at_most])
+def test_a_lower_end_above_its_upper_end_is_refused(key, bound):
+    section = key.split(".")[0]
+    with pytest.raises(LongdepsError, match=f"{key}=0.5 exceeds {section}.{bound}=0.25"):
+        validate(RunConfig().with_overrides([f"{key}=0.5", f"{section}.{bound}=0.25"]))
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "train.device='cuda' is not available on this machine (torch.cuda.is_available() is False)"),
+    ("gpu0", "train.device='gpu0' is not a torch device"),
+])
+def test_an_unavailable_device_is_one_line(device, message, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--results", str(tmp_path), f"train.device={device}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"longdeps: error: {message}") and err.count("\n") == 1

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -11,8 +12,10 @@ import pytest
 import torch
 
 from longdeps import LongdepsError
+from longdeps.cli import main
 from longdeps.config import RunConfig
 from longdeps.experiment import Run, run_experiment
+from longdeps.signals import Interrupted
 from longdeps.store import ResultStore
 from longdeps.tasks import TASKS
 from longdeps.tasks.synthetic import AddingTask
@@ -26,9 +29,14 @@ def small_config(*overrides):
 
 
 def test_run_writes_folder_store_rows_and_test_figures(tmp_path):
-    result = run_experiment(small_config("cell.name=srn"), tmp_path, progress=False)
+    umask = os.umask(0o027)
+    try:
+        result = run_experiment(small_config("cell.name=srn"), tmp_path, progress=False)
+    finally:
+        os.umask(umask)
     folder = tmp_path / "runs" / result.run_id
     assert {p.name for p in folder.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "result.json"}
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == dict.fromkeys(os.listdir(folder), 0o640)
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30, 40]
     assert all(len(r["grad_profile"]) == 10 and r["examples_seen"] == r["step"] * 16 for r in records)
@@ -65,7 +73,15 @@ def cli(*args):
     return [sys.executable, "-m", "longdeps", *args]
 
 
-def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):
+def records(root):
+    """The evaluation records (wall time left out) and test figures of the one run under ``root``."""
+    (folder,) = (root / "runs").iterdir()
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    result = json.loads((folder / "result.json").read_text())
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines], result["test"]
+
+
+def test_resume_after_kill_or_interrupt_reproduces_the_uninterrupted_run(tmp_path, capsys):
     args = ["train", "--task", "adding", "--seq-len", "50", "--cell", "lstm", "--hidden", "32", "--steps", "300",
             "--no-progress", "task.val_size=100", "task.test_size=100", "train.eval_every=10", "train.checkpoint_every=30"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -82,18 +98,43 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):
     (checkpoint,) = runs.glob("*/checkpoint.pt")
     stopped_at = torch.load(checkpoint, weights_only=False)["step"]
     assert stopped_at < 300, "the run finished before it could be killed"
+    assert main(["runs", "--results", str(tmp_path / "b")]) == 0
+    assert f"\n{checkpoint.parent.name}\tinterrupted\t" in capsys.readouterr().out  # its process is gone
     with pytest.raises(subprocess.CalledProcessError):  # a plain re-run refuses to overwrite it
         subprocess.run(cli(*args, "--results", str(tmp_path / "b")), env=env, check=True, capture_output=True)
     subprocess.run(cli(*args, "--results", str(tmp_path / "b"), "--resume"), env=env, check=True, capture_output=True)
-
-    def records(root):
-        (folder,) = (root / "runs").iterdir()
-        lines = (folder / "metrics.jsonl").read_text().splitlines()
-        result = json.loads((folder / "result.json").read_text())
-        return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines], result["test"]
-
     assert records(tmp_path / "a") == records(tmp_path / "b")
     assert len(records(tmp_path / "b")[0]) == 30
+
+    # SIGINT, where no checkpoint is due before the end: the run saves one at the update it stops at
+    args += ["train.checkpoint_every=1000"]
+    interrupted = subprocess.Popen(cli(*args, "--results", str(tmp_path / "c")), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def evaluations():
+        return sum(path.read_text().count("\n") for path in (tmp_path / "c" / "runs").glob("*/metrics.jsonl"))
+
+    deadline = time.time() + 120
+    while evaluations() < 2 and time.time() < deadline and interrupted.poll() is None:
+        time.sleep(0.005)
+    interrupted.send_signal(signal.SIGINT)
+    err = interrupted.communicate()[1]
+    (checkpoint,) = (tmp_path / "c" / "runs").glob("*/checkpoint.pt")
+    stopped_at = torch.load(checkpoint, weights_only=False)["step"]
+    assert 20 <= stopped_at < 300, "the run finished before it could be interrupted"
+    assert interrupted.returncode == 130 and err.count("\n") == 1
+    assert err.startswith(f"longdeps: SIGINT received: run {checkpoint.parent.name} stopped and saved at update {stopped_at} in")
+    shown = [a for a in args if a != "--no-progress"]  # the same run, with a line per evaluation
+    resumed = subprocess.run(cli(*shown, "--results", str(tmp_path / "c"), "--resume"), env=env, check=True,
+                             capture_output=True, text=True)
+    assert f"resumes from update {stopped_at} of 300" in resumed.stdout.splitlines()[0]
+    assert records(tmp_path / "a") == records(tmp_path / "c")
+
+
+def test_an_interruption_crosses_process_boundaries_whole():
+    again = pickle.loads(pickle.dumps(Interrupted("SIGTERM received: run x stopped", signal.SIGTERM)))
+    assert isinstance(again, KeyboardInterrupt) and str(again) == "SIGTERM received: run x stopped"
+    assert again.signum == signal.SIGTERM
 
 
 def test_divergence_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
@@ -104,7 +145,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
     assert proc.stderr.count("\n") == 1 and "loss became inf at step" in proc.stderr and "diverged" in proc.stderr
     (folder,) = (tmp_path / "runs").iterdir()
     step = torch.load(folder / "checkpoint.pt", weights_only=False)["step"]
-    assert step > 0 and f"at step {step}" not in proc.stderr
+    assert step > 0 and f"at step {step}" not in proc.stderr and f"its last checkpoint (update {step}) is kept" in proc.stderr
     assert ResultStore(tmp_path).get_run(folder.name)["status"] == "failed"
 
 
@@ -121,7 +162,7 @@ class NaNInputTask(AddingTask):
 
 def test_nan_in_a_training_batch_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setitem(TASKS, NaNInputTask.name, NaNInputTask)
-    with pytest.raises(LongdepsError, match="training batch at step 0 contains non-finite inputs"):
+    with pytest.raises(LongdepsError, match="training batch at step 0 contains non-finite inputs.*no checkpoint was written"):
         run_experiment(small_config(f"task.name={NaNInputTask.name}"), tmp_path, progress=False)
 
 
@@ -129,7 +170,7 @@ def test_nan_in_a_training_batch_is_an_error(tmp_path, monkeypatch):
     ("task.name=addding", "unknown task 'addding'"),
     ("cell.name=gruu", "unknown cell 'gruu'"),
     ("task.variant=xyz", "unknown variant 'xyz' for task 'adding'"),
-    ("train.steps=0", "train.steps must be a positive integer, got 0"),
+    ("train.steps=0", "train.steps must be > 0, got 0"),
     ("optimizer.name=lbfgs", "unknown optimizer 'lbfgs'"),
     ("gradient.name=tbptt", "tbptt needs gradient.truncation"),
 ])

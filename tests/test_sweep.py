@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from longdeps import LongdepsError
@@ -40,7 +41,7 @@ def test_every_benchmark_suite_loads():
 def store_contents(root: Path) -> dict:
     """run id -> (its row, its evaluation records), wall-clock fields left out."""
     store = ResultStore(root)
-    volatile = {"created", "updated", "wall_time"}
+    volatile = {"created", "updated", "wall_time", "pid", "host"}
     return {row["run_id"]: ({k: v for k, v in row.items() if k not in volatile},
                             [{k: v for k, v in r.items() if k != "wall_time"} for r in store.evals(row["run_id"])])
             for row in store.runs()}
@@ -95,6 +96,7 @@ def test_a_labelled_grid_entry_sets_fields_of_several_sections_together(tmp_path
     ({"grids": {}}, "unknown suite key(s) grids"),
     ({"grid": {"cell.hidden_size": ["wide"]}}, "cell.hidden_size must be int, got 'wide'"),
     ({"seeds": [0, 0]}, "seeds must be distinct"),
+    ({"grid": {"gradient.clip_norm": [1.0, -1.0]}}, "gradient.clip_norm must be > 0, got -1.0"),
     ({"grid": {"model": ["lstm"]}}, "grid key 'model' is not a config section"),
     ({"paper": [{"setting": {"cell.name": "lstm"}, "metric": "accuracy", "value": 1, "source": "x"}]},
      "paper metric 'accuracy' is not one of"),
@@ -131,6 +133,19 @@ def test_failed_runs_are_recorded_and_the_others_finish(tmp_path):
     assert table[3].startswith("| task.variant=arjovsky2016, optimizer.lr=30.0 | 1 | 0 | 1 | –")
 
 
+def test_a_sweep_with_a_failed_run_exits_non_zero_and_names_it(tmp_path, capsys):
+    grid = {"task.variant": ["arjovsky2016", "nope"]}
+    path = write_suite(tmp_path, "failing", grid=grid, seeds=[0])
+    assert main(["sweep", str(path), "--results", str(tmp_path), "--sequential", "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    (failed,) = [c.run_id() for c in load_suite(str(path)).configs() if c.task.variant == "nope"]
+    assert f"failed: run {failed} (task.variant=nope, seed 0): unknown variant 'nope' for task 'adding'" in out
+    assert err.startswith("longdeps: error: 1 of 2 runs of suite 'failing' failed") and err.count("\n") == 1
+    assert main(["runs", "--results", str(tmp_path), "--status", "failed"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.endswith("\terror") and row.startswith(f"{failed}\tfailed\t") and "unknown variant 'nope'" in row
+
+
 def processes_in_group(pgid: int) -> list[int]:
     """Pids of the live (not zombie) processes of process group ``pgid``."""
     pids = []
@@ -144,11 +159,11 @@ def processes_in_group(pgid: int) -> list[int]:
     return pids
 
 
-def stopped_after_a_checkpoint(root: Path) -> list[dict]:
-    """The runs under `root` still marked running that have written a checkpoint."""
+def stopped_after_a_checkpoint(root: Path, status: str = "running") -> list[dict]:
+    """The runs under `root` marked ``status`` that have written a checkpoint."""
     if not (root / "results.sqlite").exists():
         return []
-    return [r for r in ResultStore(root).runs(status="running")
+    return [r for r in ResultStore(root).runs(status=status)
             if (root / "runs" / r["run_id"] / "checkpoint.pt").exists()]
 
 
@@ -184,12 +199,38 @@ def test_killed_sweep_restarts_with_only_the_missing_runs(tmp_path):
             os.killpg(sweep.pid, signal.SIGKILL)
     assert 2 <= len(finished) < 8, "the sweep finished before it could be killed"
     stamps = {r["run_id"]: (root / "runs" / r["run_id"] / "result.json").stat().st_mtime_ns for r in finished}
-    assert stopped_after_a_checkpoint(root), "no run was stopped after a checkpoint"
+    assert stopped_after_a_checkpoint(root, "interrupted"), "no run was stopped after a checkpoint"
+    assert not ResultStore(root).runs(status="running"), "a run of a killed worker is still shown as running"
 
     outcomes = run_suite(suite, root, LocalPool(2, threads=1), progress=False)
     assert [o.status for o in outcomes] == ["finished"] * 8
     assert {i: (root / "runs" / i / "result.json").stat().st_mtime_ns for i in stamps} == stamps  # not run again
     assert store_contents(root) == store_contents(tmp_path / "whole")
+
+
+def test_sigterm_stops_a_sweep_and_each_run_under_way_saves_where_it_is(tmp_path):
+    base = {**TINY, "train": {"steps": 100000, "eval_every": 10, "checkpoint_every": 100000, "batch_size": 8}}
+    path = write_suite(tmp_path, "stopped", base=base, seeds=[0])
+    root = tmp_path / "root"
+    sweep = subprocess.Popen(cli("sweep", str(path), "--results", str(root), "--workers", "2", "--threads", "1",
+                                 "--no-progress"), env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+
+    def evaluated():  # runs with an evaluation
+        return sum(bool(p.read_text()) for p in root.glob("runs/*/metrics.jsonl"))
+
+    deadline = time.time() + 120
+    while evaluated() < 2 and time.time() < deadline and sweep.poll() is None:
+        time.sleep(0.01)
+    sweep.send_signal(signal.SIGTERM)  # the sweep's own process: it asks its workers to save
+    err = sweep.communicate(timeout=120)[1]
+    assert sweep.returncode == 128 + signal.SIGTERM and err.count("\n") == 1
+    assert err.startswith("longdeps: SIGTERM received; sweep stopped stopped, each run under way saved at its current update")
+    rows = ResultStore(root).runs()
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"interrupted"}
+    for row in rows:
+        step = torch.load(root / "runs" / row["run_id"] / "checkpoint.pt", weights_only=False)["step"]
+        assert step == row["steps_done"] >= 10 and f"saved at update {step} in" in row["error"]
 
 
 def test_two_processes_writing_one_store_lose_no_rows(tmp_path):

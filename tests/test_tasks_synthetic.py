@@ -93,6 +93,13 @@ def test_registry_names_variants_and_defaults():
         assert task.description and "\n" not in task.description
         assert task.solved_rule and task.describe()["solved_rule"] == task.solved_rule
         assert task.higher_is_better
+        # the target's thresholds are the rule's: met, solved; missed by one of them, not
+        target = task.describe()["target"]
+        better = {k: v + 1e-6 if k != "mse" else v / 2 for k, v in target.items()}
+        perfect = {"success": 1.0, "accuracy": 1.0, "mse": 0.0}
+        assert target and task.solved({**perfect, **better})
+        for key, value in target.items():
+            assert not task.solved({**perfect, **better, key: value - 1e-6 if key != "mse" else value * 2})
 
 
 def test_bad_variant_names_it():

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
+from longdeps import __version__
 from longdeps.allocator import keep_freed_memory
 from longdeps.errors import LongdepsError
+from longdeps.signals import Interrupted
 from longdeps.store import DEFAULT_ROOT
 
 DATA_DIR_HELP = "where data sets live (default: $LONGDEPS_DATA, else ~/.cache/longdeps)"
@@ -24,6 +27,7 @@ FLAGS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longdeps", description="Recurrent networks on long-term dependencies.")
+    parser.add_argument("--version", action="version", version=f"longdeps {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train one run", description=(
@@ -37,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", help=DATA_DIR_HELP)
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--force", action="store_true", help="discard an existing run with the same config and start over")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--no-progress", action="store_true",
+                       help="hide the progress bar (on a terminal) or the line per evaluation (elsewhere)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
     sweep = sub.add_parser("sweep", help="run a suite's grid of runs and print its summary", description=(
@@ -120,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(json.dumps(config.to_dict(), indent=2))
         return
     result = run_experiment(config, args.results, resume=args.resume, force=args.force,
-                            progress=False if args.no_progress else None, data_dir=args.data_dir)
+                            progress=not args.no_progress, data_dir=args.data_dir)
     s = result.summary
     print(f"run {result.run_id}: {result.status}; {s['steps_done']} updates, solved={s['solved']}"
           f"{' at update ' + str(s['solved_step']) if s['solved'] else ''}; best val {s.get('metric', 'metric')}="
@@ -146,16 +151,26 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     names = {"sweep": known_suites, "reproduce": benchmark_suites, "bench": builtin_suites}[args.command]()
     suite = load_suite(args.suite, names)
-    outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
-                         data_dir=args.data_dir)
-    failed = sum(o.status == "failed" for o in outcomes)
+    try:
+        outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
+                             data_dir=args.data_dir)
+    except KeyboardInterrupt as err:
+        raise Interrupted(f"{str(err) or 'SIGINT received'}; sweep {suite.name} stopped, each run under way saved at its "
+                          f"current update (longdeps runs --suite {suite.name} --status interrupted --results "
+                          f"{args.results}); the same command continues it", getattr(err, "signum", signal.SIGINT)) from None
     print(summary_table(suite, args.results))
-    print(f"{len(outcomes)} runs, {failed} failed" +
-          (f" (errors: longdeps runs --suite {suite.name} --status failed --results {args.results})" if failed else ""))
+    labels = {c.run_id(): f"{label}, seed {c.train.seed}" for label, configs in suite.points() for c in configs}
+    failed = [o for o in outcomes if o.status == "failed"]
+    for outcome in failed:
+        print(f"failed: run {outcome.run_id} ({labels[outcome.run_id]}): {outcome.error}")
     if args.command == "sweep":
         print(f"report: longdeps report --sweep {suite.name} --results {args.results}")
-    else:
+    elif len(failed) < len(outcomes):
         print(f"report: {suite_report(args.results, suite.name, args.out)}")
+    print(f"{len(outcomes)} runs, {len(failed)} failed")
+    if failed:
+        raise LongdepsError(f"{len(failed)} of {len(outcomes)} runs of suite {suite.name!r} failed (listed above; "
+                            f"longdeps runs --suite {suite.name} --status failed --results {args.results})")
 
 
 def suite_report(results: str, name: str, out: str | None = None) -> Path:
@@ -164,8 +179,9 @@ def suite_report(results: str, name: str, out: str | None = None) -> Path:
     from longdeps.store import ResultStore
     from longdeps.sweep import recorded_suite
 
+    store = ResultStore(results, create=False)
     suite = recorded_suite(results, name)
-    return write_report(ResultStore(results), out or Path(results) / "reports" / name, suite=name,
+    return write_report(store, out or Path(results) / "reports" / name, suite=name,
                         title=f"Suite `{name}`", description=suite.description if suite else "",
                         paper=suite.paper if suite else None)
 
@@ -177,16 +193,16 @@ def cmd_report(args: argparse.Namespace) -> None:
     if args.sweep:
         print(f"report: {suite_report(args.results, args.sweep, args.out)}")
         return
-    print(f"report: {write_report(ResultStore(args.results), args.out or Path(args.results) / 'reports' / 'all')}")
+    print(f"report: {write_report(ResultStore(args.results, create=False), args.out or Path(args.results) / 'reports' / 'all')}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
     from longdeps.store import ResultStore
 
-    rows = ResultStore(args.results).runs(suite=args.suite, task=args.task, cell=args.cell,
-                                          gradient=args.gradient, status=args.status)
+    rows = ResultStore(args.results, create=False).runs(suite=args.suite, task=args.task, cell=args.cell,
+                                                        gradient=args.gradient, status=args.status)
     header = ("run_id", "status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "seed",
-              "steps_done", "solved_step", "best_val_metric", "test_metric")
+              "steps_done", "solved_step", "best_val_metric", "test_metric", "error")
     print("\t".join(header))
     for row in rows:
         print("\t".join("" if row[c] is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in header))
@@ -218,7 +234,7 @@ def cmd_population(args: argparse.Namespace) -> None:
     from longdeps.experiment import Run, evaluate
     from longdeps.store import ResultStore
 
-    store = ResultStore(args.results)
+    store = ResultStore(args.results, create=False)
     folder = store.run_dir(args.run_id)
     if not (folder / "checkpoint.pt").is_file():
         raise LongdepsError(f"run {args.run_id!r} has no checkpoint in {folder}")
@@ -243,8 +259,12 @@ def cmd_data(args: argparse.Namespace) -> None:
             print(f"ok {path}")
         return
     print(f"data root: {data_root(args.data_dir)}")
-    for name, status in check_all(args.data_dir):
+    report = check_all(args.data_dir)
+    for name, status in report:
         print(f"{name:22s} {status}")
+    bad = [name for name, status in report if status != "ok"]
+    if bad:
+        raise LongdepsError(f"{len(bad)} of {len(report)} data sets are missing or corrupted: {', '.join(bad)} (see above)")
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "bench": cmd_sweep, "report": cmd_report,
@@ -259,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except LongdepsError as err:
         print(f"longdeps: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("longdeps: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # a run's ``Interrupted`` says what it saved
+        print(f"longdeps: {str(err) or 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(err, "signum", signal.SIGINT)
     return 0
 
 

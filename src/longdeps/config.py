@@ -10,14 +10,31 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from longdeps.errors import LongdepsError
+
+#: the ranges a numeric field may declare: name -> (test, how the error states it); every range is finite
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "finite": (lambda v: True, "finite"),
+    "positive": (lambda v: v > 0, "> 0"),
+    "non-negative": (lambda v: v >= 0, ">= 0"),
+    "probability": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "fraction": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "seed": (lambda v: 0 <= v < 2**63, "in [0, 2**63)"),  # what torch.manual_seed takes
+}
+
+
+def ranged(default: Any, kind: str, at_most: str | None = None) -> Any:
+    """A dataclass field whose value (when not None) ``validate`` keeps in range ``kind`` of ``RANGES``,
+    and at most the value of the field ``at_most`` of the same section."""
+    return field(default=default, metadata={"range": kind, "at_most": at_most})
 
 
 @dataclass(frozen=True)
@@ -25,12 +42,12 @@ class TaskConfig:
     """Which task, at which length; validation/test sets are fixed by ``data_seed``."""
 
     name: str = "adding"
-    seq_len: int | None = None  #: None: the task's default (100 for synthetic tasks)
+    seq_len: int | None = ranged(None, "positive")  #: None: the task's default (100 for synthetic tasks)
     variant: str | None = None  #: None: the task's default variant
-    val_size: int | None = None  #: None: the task's default (1000 generated, or the whole split)
-    test_size: int | None = None
-    train_size: int | None = None  #: generated tasks: None for a fresh batch every update, N for a fixed pool
-    data_seed: int = 0
+    val_size: int | None = ranged(None, "positive")  #: None: the task's default (1000 generated, or the whole split)
+    test_size: int | None = ranged(None, "positive")
+    train_size: int | None = ranged(None, "positive")  #: generated tasks: None for a fresh batch every update, N for a fixed pool
+    data_seed: int = ranged(0, "seed")
 
 
 @dataclass(frozen=True)
@@ -38,25 +55,25 @@ class CellConfig:
     """Which cell; options left at None take the cell's own default."""
 
     name: str = "lstm"
-    hidden_size: int = 128
+    hidden_size: int = ranged(128, "positive")
     native: bool = True  #: fused native kernel where the cell has one
     recurrent_init: str | None = None  #: default | orthogonal | identity | xavier
     input_init: str | None = None  #: default | orthogonal | xavier
-    forget_bias: float | None = None  #: lstm only (cell default 1.0)
+    forget_bias: float | None = ranged(None, "finite")  #: lstm only (cell default 1.0)
     nonlinearity: str | None = None  #: srn only: tanh | relu
     batch_norm: bool | None = None  #: bn-lstm: False for the unnormalised control
-    gamma: float | None = None  #: bn-lstm: initial BN scale (0.1)
-    initial_noise: float | None = None  #: bn-lstm: std of the noise on h_0 in training
-    statistics_momentum: float | None = None  #: bn-lstm: monitoring moving-average rate (0.01)
+    gamma: float | None = ranged(None, "finite")  #: bn-lstm: initial BN scale (0.1)
+    initial_noise: float | None = ranged(None, "non-negative")  #: bn-lstm: std of the noise on h_0 in training
+    statistics_momentum: float | None = ranged(None, "probability")  #: bn-lstm: monitoring moving-average rate (0.01)
     #: asrnn, orthrnn: expm | cayley (default expm); for these cells recurrent_init is cayley | henaff
     #: and orthrnn's nonlinearity is modrelu | linear
     orthogonal_map: str | None = None
-    rebase_every: int | None = None  #: asrnn, orthrnn: dynamic trivialisation every K updates (None: static)
-    project_every: int | None = None  #: asrnn, orthrnn: SVD re-projection of the bases every M-th rebase (default 1)
+    rebase_every: int | None = ranged(None, "positive")  #: asrnn, orthrnn: dynamic trivialisation every K updates (None: static)
+    project_every: int | None = ranged(None, "positive")  #: asrnn, orthrnn: SVD re-projection of the bases every M-th rebase (default 1)
     orientation: str | None = None  #: asrnn, orthrnn: W_hh = B (default) | BT (W_hh = B^T, the expRNN code's h @ B)
-    saturation_low: float | None = None  #: asrnn: p ~ U(low, high); MNIST 0.02 (default), copy 0, PTB 0.8
-    saturation_high: float | None = None  #: asrnn: MNIST 0.02 (default), copy 0, PTB 3
-    saturation_eps: float | None = None  #: asrnn: D_f = diag(|p| + eps); MNIST 0.01 (default), copy 1e-5, PTB 0
+    saturation_low: float | None = ranged(None, "finite", at_most="saturation_high")  #: asrnn: p ~ U(low, high); MNIST 0.02 (default), copy 0, PTB 0.8
+    saturation_high: float | None = ranged(None, "finite")  #: asrnn: MNIST 0.02 (default), copy 0, PTB 3
+    saturation_eps: float | None = ranged(None, "non-negative")  #: asrnn: D_f = diag(|p| + eps); MNIST 0.01 (default), copy 1e-5, PTB 0
     uf_group: str | None = None  #: asrnn: learning-rate group of U_f: default (authors' code, the cell default) | orthogonal
 
     def options(self) -> dict[str, Any]:
@@ -72,7 +89,7 @@ class ReadoutConfig:
     #: default (PyTorch's nn.Linear) | kaiming (Kaiming-normal weights, zero bias: the expRNN/asRNN code)
     #: | uniform (weights ~ U(-scale, scale), zero bias)
     init: str = "default"
-    scale: float = 0.1  #: uniform: half-width of the range
+    scale: float = ranged(0.1, "positive")  #: uniform: half-width of the range
 
 
 @dataclass(frozen=True)
@@ -80,18 +97,19 @@ class GradientConfig:
     """How gradients are obtained through time, and clipped."""
 
     name: str = "bptt"  #: bptt | tbptt | dsf
-    truncation: int | None = None  #: tbptt: steps k
-    clip_norm: float | None = None  #: global L2 norm bound; None: no clipping
+    truncation: int | None = ranged(None, "positive")  #: tbptt: steps k
+    clip_norm: float | None = ranged(None, "positive")  #: global L2 norm bound; None: no clipping
     #: dsf (None: the estimator's default): the fixed feedback A replacing every step Jacobian:
     #: stationary (the mean step Jacobian, the default) | stationary-diagonal (its diagonal) |
     #: uniform (diag(lambda), lambda ~ U[feedback_low, feedback_high]) | constant (lambda = feedback_low = feedback_high)
     feedback: str | None = None
-    feedback_low: float | None = None  #: dsf uniform/constant (default 0)
-    feedback_high: float | None = None  #: dsf uniform/constant (default 1)
-    refresh_every: int | None = None  #: dsf stationary: updates between two estimates of A (default 50)
-    jacobian_steps: int | None = None  #: dsf stationary: evenly spaced steps the mean is taken over (default 8)
-    jacobian_examples: int | None = None  #: dsf stationary: examples of the batch it is taken over (default 8)
-    exact_window: int | None = None  #: dsf: steps back each error travels through the exact Jacobians before the feedback (default 0)
+    feedback_low: float | None = ranged(None, "probability", at_most="feedback_high")  #: dsf uniform/constant (default 0)
+    feedback_high: float | None = ranged(None, "probability")  #: dsf uniform/constant (default 1)
+    refresh_every: int | None = ranged(None, "positive")  #: dsf stationary: updates between two estimates of A (default 50)
+    jacobian_steps: int | None = ranged(None, "positive")  #: dsf stationary: evenly spaced steps the mean is taken over (default 8)
+    jacobian_examples: int | None = ranged(None, "positive")  #: dsf stationary: examples of the batch it is taken over (default 8)
+    #: dsf: steps back each error travels through the exact Jacobians before the feedback (default 0)
+    exact_window: int | None = ranged(None, "non-negative")
 
     def options(self) -> dict[str, Any]:
         """The estimator's options (every field but the name and the clipping bound)."""
@@ -107,20 +125,20 @@ class SamplerConfig:
     #: sgr: the safe band [rho_min, rho_max] of the long-term gradient ratio
     #: rho_i = ||dL_i/dh_k0|| / ||dL_i/dh_T|| (unit output deltas), as log10 rho; the default
     #: is the best of the validation sweep benchmarks/sgr-band.yaml (docs/results/sgr/band)
-    log10_rho_min: float = -3.5
-    log10_rho_max: float = 0.5
-    early_step: int = 0  #: sgr: k0, the 0-based step whose gradient norm rho compares with the last step's
-    refresh_every: int = 50  #: sgr: updates between two estimates (a new pool each time)
-    pool_size: int | None = 1000  #: sgr: training examples drawn and estimated at each refresh (None: all)
+    log10_rho_min: float = ranged(-3.5, "finite", at_most="log10_rho_max")
+    log10_rho_max: float = ranged(0.5, "finite")
+    early_step: int = ranged(0, "non-negative")  #: sgr: k0, the 0-based step whose gradient norm rho compares with the last step's
+    refresh_every: int = ranged(50, "positive")  #: sgr: updates between two estimates (a new pool each time)
+    pool_size: int | None = ranged(1000, "positive")  #: sgr: training examples drawn and estimated at each refresh (None: all)
     #: sgr: when fewer pool examples lie in the band, batches are drawn from this many examples
     #: closest to the band instead (at least the batch size; 250 keeps the 1000 draws between two
     #: refreshes of the C&N set-up from repeating an example more than about 4 times)
-    min_eligible: int = 250
+    min_eligible: int = ranged(250, "positive")
     #: sgr: example (examples filtered by their ratio rho_i) | batch (batches composed by rejection so
     #: that log10 of the bound on their long-term gradient norm over their short-term one is in the band;
     #: the boundary between the two is the state after step early_step)
     rule: str = "example"
-    batch_tries: int = 100  #: sgr rule=batch: candidate batches drawn per update before the closest is taken
+    batch_tries: int = ranged(100, "positive")  #: sgr rule=batch: candidate batches drawn per update before the closest is taken
 
 
 @dataclass(frozen=True)
@@ -130,11 +148,11 @@ class ContinuationConfig:
     ``sigma0`` down by ``shape``, then sigma = 0 to the end."""
 
     name: str = "none"  #: none | diffusion (closed-form diffused cell) | weight-noise (noise on the cell's weights)
-    sigma0: float = 0.1  #: sigma of the first stage (std of the Gaussian over each weight)
+    sigma0: float = ranged(0.1, "non-negative")  #: sigma of the first stage (std of the Gaussian over each weight)
     shape: str = "geometric"  #: geometric (sigma0 * ratio^k) | linear | cosine (both reach 0 after the last stage)
-    ratio: float = 0.5  #: geometric: factor from one stage to the next
-    stages: int = 4  #: stages with sigma > 0 before the final stage at 0
-    stage_length: float = 100.0  #: length of each stage, in ``unit``
+    ratio: float = ranged(0.5, "fraction")  #: geometric: factor from one stage to the next
+    stages: int = ranged(4, "non-negative")  #: stages with sigma > 0 before the final stage at 0
+    stage_length: float = ranged(100.0, "positive")  #: length of each stage, in ``unit``
     unit: str = "updates"  #: updates | epochs (a finite training set: task.train_size / train.batch_size updates)
 
 
@@ -143,32 +161,33 @@ class OptimizerConfig:
     """A ``torch.optim`` optimiser: adam, sgd or rmsprop."""
 
     name: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0  #: sgd, rmsprop
-    alpha: float = 0.99  #: rmsprop smoothing constant
-    weight_decay: float = 0.0
-    orthogonal_lr_scale: float = 0.1  #: lr factor of the "orthogonal" parameter group (see longdeps.optim)
+    lr: float = ranged(1e-3, "positive")
+    momentum: float = ranged(0.0, "probability")  #: sgd, rmsprop
+    alpha: float = ranged(0.99, "probability")  #: rmsprop smoothing constant
+    weight_decay: float = ranged(0.0, "non-negative")
+    orthogonal_lr_scale: float = ranged(0.1, "positive")  #: lr factor of the "orthogonal" parameter group (see longdeps.optim)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Length of training and what is recorded along the way (units: updates)."""
 
-    steps: int = 2000
-    batch_size: int = 32
-    seed: int = 0
-    eval_every: int = 100
-    checkpoint_every: int = 500
+    steps: int = ranged(2000, "positive")
+    batch_size: int = ranged(32, "positive")
+    seed: int = ranged(0, "seed")
+    eval_every: int = ranged(100, "positive")
+    checkpoint_every: int = ranged(500, "positive")
     stop_when_solved: bool = True
-    profile_examples: int = 100  #: validation examples for the ||dL/dh_t|| profile
+    profile_examples: int = ranged(100, "positive")  #: validation examples for the ||dL/dh_t|| profile
     #: cells with batch norm: training examples whose batch statistics are averaged into the
     #: population statistics before every evaluation (None: the whole training set, or 10,000
     #: generated examples; 0: use the moving averages instead)
-    population_examples: int | None = None
+    population_examples: int | None = ranged(None, "non-negative")
     #: at evaluations at least this many updates after the last measurement, the cosine between
     #: the estimator's gradient and the exact BPTT gradient on one fixed training batch (None: off)
-    alignment_every: int | None = None
-    device: str = "cpu"
+    alignment_every: int | None = ranged(None, "positive")
+    device: str = "cpu"  #: a torch device (cpu, cuda, cuda:1, mps) that this machine has
+    log: str = "none"  #: none | csv | tensorboard: a copy of the evaluation records besides metrics.jsonl
 
 
 @dataclass(frozen=True)
@@ -223,6 +242,45 @@ class RunConfig:
 
 #: section name -> its dataclass
 SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """``config`` itself, once every field that declares a range (``ranged``) is in it and
+    ``train.device`` is available; else a one-line error naming the field and its value."""
+    ranged_fields = [(section, getattr(config, section), f) for section in SECTIONS
+                     for f in dataclasses.fields(SECTIONS[section]) if "range" in f.metadata]
+    for section, values, f in ranged_fields:
+        value = getattr(values, f.name)
+        test, wanted = RANGES[f.metadata["range"]]
+        if value is not None and not (math.isfinite(value) and test(value)):
+            raise LongdepsError(f"{section}.{f.name} must be {wanted}, got {value!r}")
+    for section, values, f in ranged_fields:
+        value, bound = getattr(values, f.name), f.metadata["at_most"]
+        if bound and None not in (value, getattr(values, bound)) and value > getattr(values, bound):
+            raise LongdepsError(f"{section}.{f.name}={value!r} exceeds {section}.{bound}={getattr(values, bound)!r}")
+    check_device(config.train.device)
+    return config
+
+
+def check_device(name: str) -> None:
+    """A one-line error unless torch knows device ``name`` and this machine has it."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LongdepsError(f"train.device={name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cpu":
+        return
+    backend = getattr(torch, device.type, None)
+    if backend is None or not hasattr(backend, "is_available"):
+        raise LongdepsError(f"train.device={name!r}: longdeps cannot check whether this machine has a {device.type} device")
+    if not backend.is_available():
+        raise LongdepsError(f"train.device={name!r} is not available on this machine "
+                            f"(torch.{device.type}.is_available() is False)")
+    if device.index is not None and device.index >= backend.device_count():
+        raise LongdepsError(f"train.device={name!r} is not available on this machine "
+                            f"(it has {backend.device_count()} {device.type} device(s))")
 
 
 def _coerce(section: str, key: str, value: Any) -> Any:

@@ -9,33 +9,37 @@ on the fixed validation set and the per-step gradient profile
 the sampler reports, e.g. ``sgr``'s refreshes); every ``checkpoint_every``
 updates the whole training state (weights, optimiser, random generators,
 history) is saved atomically, so ``resume`` continues exactly where the
-checkpoint left off. At the end the best-validation weights are scored on
-the test set.
+checkpoint left off. SIGINT or SIGTERM stops a run at the end of the update
+under way and saves a checkpoint there (the same signal again stops it at once).
+At the end the best-validation weights are scored on the test set.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
-from tqdm.auto import tqdm
 
 from longdeps.cells import State, detach_state, make_cell
-from longdeps.config import RunConfig
+from longdeps.config import RunConfig, validate
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
 from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
 from longdeps.gradients import alignment, hidden_gradient_norms, make_estimator
+from longdeps.logs import make_log
 from longdeps.model import SequenceModel
 from longdeps.optim import make_optimizer
+from longdeps.progress import Progress
 from longdeps.sampling import make_sampler
+from longdeps.signals import Interrupted, deferred
 from longdeps.store import ResultStore, atomic_torch_save, atomic_write_text
 from longdeps.tasks import Batch, Task, make_task, seeded_generator
 
@@ -49,7 +53,7 @@ class RunResult:
 
 
 @torch.no_grad()
-def evaluate(model: SequenceModel, task: Task, batches: list[Batch], device: torch.device | str = "cpu") -> dict[str, float]:
+def evaluate(model: SequenceModel, task: Task, batches: Iterable[Batch], device: torch.device | str = "cpu") -> dict[str, float]:
     """Each metric of ``task.per_example_metrics`` averaged over ``batches``.
 
     Per-example values are weighted by the number of outputs they average
@@ -82,16 +86,13 @@ class Run:
     """
 
     def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None, data_dir: str | None = None):
-        self.config = config
+        self.config = validate(config)
         self.store = store
         self.suite = suite
         self.run_id = config.run_id()
         self.dir = store.run_dir(self.run_id)
         self.device = torch.device(config.train.device)
         tc = config.train
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
-            if getattr(tc, name) < 1:
-                raise LongdepsError(f"train.{name} must be a positive integer, got {getattr(tc, name)!r}")
 
         torch.manual_seed(tc.seed)
         t = config.task
@@ -105,16 +106,18 @@ class Run:
         updates_per_epoch = Fraction(self.task.train_size, tc.batch_size) if self.task.train_size else None
         self.continuation = make_continuation(config.continuation, self.model, updates_per_epoch, tc.seed)
         self.optimizer = make_optimizer(config.optimizer, self.model)
+        self.log = make_log(tc.log)
         self.data_generator = seeded_generator("train-batches", tc.seed)
         self.probe = self.task.split("val")[0]
         self.probe = self.probe.select(torch.arange(min(tc.profile_examples, self.probe.size)))
-        if tc.alignment_every is not None and tc.alignment_every < 1:
-            raise LongdepsError(f"train.alignment_every must be a positive integer or null, got {tc.alignment_every!r}")
         self.alignment_batch = self.task.fixed_train_batch(tc.batch_size, tc.seed) if tc.alignment_every else None
 
         self.step = 0
+        self.saved_step: int | None = None  #: the update of the checkpoint on disk
         self.examples_seen = 0
         self.wall_time = 0.0
+        self.losses: list[float] = []  #: training losses and gradient norms since the last evaluation
+        self.norms: list[float] = []
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.carry: State | None = None  #: final state of the last batch, for carried-state streams
@@ -127,7 +130,7 @@ class Run:
     def state_dict(self) -> dict[str, Any]:
         return {
             "config": self.config.to_dict(), "step": self.step, "examples_seen": self.examples_seen,
-            "wall_time": self.wall_time, "history": self.history, "best": self.best,
+            "wall_time": self.wall_time, "losses": self.losses, "norms": self.norms, "history": self.history, "best": self.best,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "data_generator": self.data_generator.get_state(), "torch_rng": torch.get_rng_state(),
             "sampler": self.sampler.state_dict(), "carry": self.carry, "estimator": self.estimator.state_dict(),
@@ -135,6 +138,9 @@ class Run:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.examples_seen, self.wall_time = state["step"], state["examples_seen"], state["wall_time"]
+        self.saved_step = self.step
+        # (checkpoints of earlier versions hold no losses since the last evaluation)
+        self.losses, self.norms = state.get("losses", []), state.get("norms", [])
         self.history, self.best = state["history"], state["best"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -146,6 +152,13 @@ class Run:
 
     def save_checkpoint(self) -> None:
         atomic_torch_save(self.state_dict(), self.checkpoint_path)
+        self.saved_step = self.step
+
+    def kept(self) -> str:
+        """What a stopped run leaves on disk, for its messages."""
+        if self.saved_step is None:
+            return "no checkpoint was written"
+        return f"its last checkpoint (update {self.saved_step}) is kept in {self.checkpoint_path}"
 
     def write_metrics(self) -> None:
         atomic_write_text(self.dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
@@ -173,56 +186,66 @@ class Run:
         self.write_metrics()
         return True
 
-    def execute(self, resume: bool = False, force: bool = False, progress: bool | None = None) -> RunResult:
+    def execute(self, resume: bool = False, force: bool = False, progress: bool = True) -> RunResult:
         """Train to ``train.steps`` updates (or until solved), then score the test set.
 
-        ``progress=None`` shows a bar only on a terminal.
+        ``progress``: a bar on a terminal, else a line per evaluation (``longdeps.progress``).
+        On SIGINT or SIGTERM the update under way is finished and saved, and ``Interrupted`` raised.
         """
         if not self.prepare(resume, force):
             return RunResult(self.run_id, "finished", json.loads((self.dir / "result.json").read_text()), self.dir)
         tc = self.config.train
-        bar = tqdm(total=tc.steps, initial=self.step, desc=f"{self.config.cell.name} {self.task.name}",
-                   disable=None if progress is None else not progress, leave=False, dynamic_ncols=True)
-        losses: list[float] = []
-        norms: list[float] = []
+        shown = Progress(progress, f"{self.run_id} {self.config.cell.name} {self.task.name}", tc.steps, self.step)
+        if self.saved_step is not None:
+            shown.note(f"resumes from update {self.step} of {tc.steps} ({self.checkpoint_path})")
         clock = time.perf_counter()
+        finished = self.step >= tc.steps
         try:
-            while self.step < tc.steps:
-                smoothing = self.continuation.before_step(self.step, self.model)
-                loss, norm = self.train_step()
-                losses.append(loss)
-                norms.append(norm)
-                self.step += 1
-                bar.update(1)
-                finished = self.step == tc.steps
-                if self.step % tc.eval_every == 0 or finished:
-                    self.wall_time += time.perf_counter() - clock
-                    clock = time.perf_counter()
-                    record = self.record_eval(losses, norms, smoothing)
-                    losses, norms = [], []
-                    bar.set_postfix({self.task.metric: f"{record['val_metric']:.3f}", "val loss": f"{record['val']['loss']:.4g}"})
-                    if record["solved"] and tc.stop_when_solved:
-                        finished = True
-                if self.step % tc.checkpoint_every == 0 or finished:
+            with deferred() as received:
+                while not finished and not received:
+                    smoothing = self.continuation.before_step(self.step, self.model)
+                    loss, norm = self.train_step()
+                    self.losses.append(loss)
+                    self.norms.append(norm)
+                    self.step += 1
+                    shown.update()
+                    finished = self.step == tc.steps
+                    if self.step % tc.eval_every == 0 or finished:
+                        self.wall_time += time.perf_counter() - clock
+                        clock = time.perf_counter()
+                        record = self.record_eval(smoothing)
+                        shown.evaluated(record, self.task.metric)
+                        finished = finished or (record["solved"] and tc.stop_when_solved)
+                    if self.step % tc.checkpoint_every == 0 or finished:
+                        self.save_checkpoint()
+            if not finished:
+                self.wall_time += time.perf_counter() - clock
+                if self.saved_step != self.step:
                     self.save_checkpoint()
-                if finished:
-                    break
+                raise Interrupted(f"{signal.Signals(received[0]).name} received: run {self.run_id} stopped and saved "
+                                  f"at update {self.step} in {self.checkpoint_path} (continue with --resume)", received[0])
         except LongdepsError as err:
             self.store.finish_run(self.run_id, "failed", self.summary(), error=str(err))
             raise
-        except KeyboardInterrupt:
-            self.store.finish_run(self.run_id, "interrupted", self.summary(), error="interrupted by the user")
+        except Interrupted as err:
+            self.store.finish_run(self.run_id, "interrupted", self.summary(), error=str(err))
             raise
+        except KeyboardInterrupt:
+            message = f"interrupted during update {self.step + 1}; run {self.run_id} stopped, {self.kept()}"
+            self.store.finish_run(self.run_id, "interrupted", self.summary(), error=message)
+            raise Interrupted(message, signal.SIGINT) from None
         finally:
-            bar.close()
-        return self.finish()
+            shown.close()
+            if self.log:
+                self.log.close()
+        return self.finish(shown)
 
     def train_step(self) -> tuple[float, float]:
         """One update; returns the batch loss and the gradient norm before clipping."""
         batch = self.sampler.next_batch(self.config.train.batch_size, self.data_generator).to(self.device)
         if not torch.isfinite(batch.x).all():
             raise LongdepsError(f"training batch at step {self.step} contains non-finite inputs (nan/inf); run {self.run_id} stopped, "
-                                f"last good checkpoint kept in {self.dir}")
+                                f"{self.kept()}")
         self.optimizer.zero_grad(set_to_none=True)
         with self.continuation.perturbation(self.model):
             losses, final = self.estimator.backward(self.model, batch, self.task, self.carry if batch.continues else None)
@@ -232,7 +255,7 @@ class Run:
         for name, value in (("loss", loss), ("gradient norm", norm)):
             if value != value or value in (float("inf"), float("-inf")):
                 raise LongdepsError(f"{name} became {value} at step {self.step}; run {self.run_id} diverged, "
-                                    f"last good checkpoint kept in {self.dir}")
+                                    f"{self.kept()}")
         self.optimizer.step()
         self.carry = detach_state(final) if self.task.ordered else None
         self.examples_seen += batch.size
@@ -265,7 +288,11 @@ class Run:
             return 0
         return recompute_population_statistics(self.model, self.population_inputs(examples))
 
-    def record_eval(self, losses: list[float], norms: list[float], smoothing: dict[str, float]) -> dict[str, Any]:
+    def record_eval(self, smoothing: dict[str, float]) -> dict[str, Any]:
+        """Score the model on the validation set, take the gradient profile, and record both with the
+        training losses since the last evaluation (in the store, ``metrics.jsonl`` and ``train.log``)."""
+        losses, norms = self.losses, self.norms
+        self.losses, self.norms = [], []
         if self.config.train.population_examples != 0:
             self.recompute_population(self.config.train.population_examples)
         val = evaluate(self.model, self.task, self.task.split("val"), self.device)
@@ -287,6 +314,8 @@ class Run:
         self.store.add_eval(self.run_id, record)
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.log:
+            self.log.write(self.dir, self.history)
         if self.best is None or self.is_better(val, self.best["val"]):
             self.best = {"step": self.step, "val": val, "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
         return record
@@ -314,11 +343,11 @@ class Run:
             "best_val_step": self.best["step"] if self.best else None,
         }
 
-    def finish(self) -> RunResult:
+    def finish(self, shown: Progress) -> RunResult:
         """Score the best-validation weights on the test set and record the result."""
         final_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(self.best["model"])
-        test = evaluate(self.model, self.task, self.task.split("test"), self.device)
+        test = evaluate(self.model, self.task, shown.batches(self.task.split("test"), "test"), self.device)
         self.model.load_state_dict(final_state)
         summary = {**self.summary(), "test_metric": test[self.task.metric], "test_loss": test["loss"], "test": test,
                    **self.task.describe(), **self.estimator.describe()}
@@ -328,7 +357,7 @@ class Run:
 
 
 def run_experiment(config: RunConfig, results: str | Path = "longdeps-results", resume: bool = False,
-                   force: bool = False, progress: bool | None = None, suite: str | None = None,
+                   force: bool = False, progress: bool = True, suite: str | None = None,
                    data_dir: str | None = None) -> RunResult:
     """Build and execute one run, recording it in the store at ``results``.
 

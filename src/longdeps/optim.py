@@ -43,10 +43,6 @@ def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 def make_optimizer(config: OptimizerConfig, model: nn.Module) -> torch.optim.Optimizer:
     """``adam`` (Adam), ``sgd`` (SGD, classical momentum) or ``rmsprop`` (RMSprop) over ``model``'s
     parameter groups (``param_groups``), each group named and at ``lr`` times its scale."""
-    if not config.lr > 0:
-        raise LongdepsError(f"optimizer.lr must be positive, got {config.lr!r}")
-    if not config.orthogonal_lr_scale > 0:
-        raise LongdepsError(f"optimizer.orthogonal_lr_scale must be positive, got {config.orthogonal_lr_scale!r}")
     scales = {"default": 1.0, "orthogonal": config.orthogonal_lr_scale}
     groups = [{"params": params, "lr": config.lr * scales[name], "name": name}
               for name, params in param_groups(model).items()]

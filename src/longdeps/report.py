@@ -8,12 +8,14 @@ plots it cites:
 
 - ``learning_curves.png``: validation metric and loss against updates, the
   mean over seeds with a min-max band (a run stopped early when solved keeps
-  its last value), the metric against training wall time, and, where the
-  runs log one, each smoothing level of their continuation (e.g. diffusion's
-  sigma) against updates;
+  its last value), with the memoryless baseline and the task's target where
+  they bound that metric or the loss; the metric against training wall time,
+  and, where the runs log one, each smoothing level of their continuation
+  (e.g. diffusion's sigma) against updates;
 - ``gradient_profile.png``: ``||dL/dh_t||`` against the time step ``t`` at
-  the first and the last evaluation, the mean over seeds, on a log scale:
-  how much error signal from the loss reaches each step;
+  the first and the last evaluation, the mean over seeds, on a log scale
+  (values below ``PROFILE_FLOOR`` drawn at it, and the plot says so): how
+  much error signal from the loss reaches each step;
 - ``alignment.png`` (runs that measure it, ``train.alignment_every``): the
   cosine between the estimator's gradient and exact BPTT's, for all cell
   parameters and for the recurrent weights, and their norm ratio, against
@@ -38,6 +40,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from longdeps.errors import LongdepsError  # noqa: E402
 from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
 
 #: what a suite's ``paper`` entries may compare -> (column label, our value for one finished run, or None)
@@ -51,6 +54,14 @@ PAPER_METRICS: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] =
                           lambda r: r["solved_step"] * json.loads(r["config"])["train"]["batch_size"] if r["solved"] else None),
     "epochs_to_solve": ("epochs to solve (solved runs)", lambda r: _epochs(r, r["solved_step"]) if r["solved"] else None),
 }
+
+
+#: fields that define a run, named under the table when they are the same for every setting
+DEFINING = ("cell.name", "cell.hidden_size", "gradient.name", "gradient.truncation", "gradient.clip_norm",
+            "sampler.name", "continuation.name", "optimizer.name", "optimizer.lr", "train.steps", "train.batch_size")
+
+#: the smallest ``||dL/dh_t||`` a gradient profile draws (a log scale has no 0)
+PROFILE_FLOOR = 1e-30
 
 
 def _epochs(run: dict[str, Any], step: int) -> float | None:
@@ -124,6 +135,14 @@ def setting_details(settings: list[Setting]) -> list[str]:
     return ["Settings in full (the fields that differ):", "", *lines, ""] if lines else []
 
 
+def shared_fields(settings: list[Setting]) -> list[str]:
+    """A markdown line with the defining fields (``DEFINING``) that every setting shares, unset ones omitted."""
+    shared = [f"{_short(f)}={settings[0].config[f]}" for f in DEFINING
+              if f in settings[0].config and settings[0].config[f] is not None
+              and len({json.dumps(s.config.get(f)) for s in settings}) == 1]
+    return [f"Every setting: {', '.join(shared)}.", ""] if shared else []
+
+
 def mean_std(values: list[float | None], fmt: str = "{:.3g}") -> str:
     values = [v for v in values if v is not None]
     if not values:
@@ -152,9 +171,18 @@ def smoothing_keys(settings: list[Setting]) -> list[str]:
     return sorted({k for s in settings for evals in s.evals for r in evals for k in r.get("smoothing", {})})
 
 
-def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> None:
-    """Validation metric and loss against updates, the metric against training wall time,
-    and the logged smoothing values against updates."""
+def reference_lines(ax, baseline: float | None, target: float | None) -> None:
+    """The memoryless baseline (dashed) and the target (dotted) as horizontal lines, where known."""
+    for value, style, label in ((baseline, "--", "memoryless baseline"), (target, ":", "target (solved)")):
+        if value is not None:
+            ax.axhline(value, linestyle=style, color="0.4", linewidth=1, label=label)
+
+
+def plot_learning_curves(settings: list[Setting], metric: str, path: Path, baseline: dict[str, float],
+                         target: dict[str, float]) -> None:
+    """Validation metric and loss against updates (with the task's ``baseline`` and ``target``
+    metrics, ``Task.describe``), the metric against training wall time, and the logged smoothing
+    values against updates. A run with one evaluation is drawn as points."""
     keys = smoothing_keys(settings)
     fig, axes = plt.subplots(1, 4 if keys else 3, figsize=(21 if keys else 16, 4))
     ax_metric, ax_loss, ax_time = axes[:3]
@@ -163,20 +191,27 @@ def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> No
         if not len(steps):
             continue
         label = f"{setting.label} (n={len(setting.runs)})"
-        line, = ax_metric.plot(steps, np.nanmean(values, axis=0), label=label)
+        marker = "o" if len(steps) == 1 else None
+        line, = ax_metric.plot(steps, np.nanmean(values, axis=0), marker=marker, label=label)
         ax_metric.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(), alpha=0.2)
         _, losses = _curve(setting.evals, lambda r: r["val"]["loss"])
-        ax_loss.plot(steps, np.nanmean(losses, axis=0), color=line.get_color())
+        ax_loss.plot(steps, np.nanmean(losses, axis=0), marker=marker, color=line.get_color())
         ax_loss.fill_between(steps, np.nanmin(losses, axis=0), np.nanmax(losses, axis=0), color=line.get_color(), alpha=0.2)
         _, seconds = _curve(setting.evals, lambda r: r["wall_time"])
-        ax_time.plot(np.nanmean(seconds, axis=0), np.nanmean(values, axis=0), color=line.get_color())
+        ax_time.plot(np.nanmean(seconds, axis=0), np.nanmean(values, axis=0), marker=marker, color=line.get_color())
         for key, style in zip(keys, ("-", "--", ":", "-.")):
             _, level = _curve(setting.evals, lambda r: r.get("smoothing", {}).get(key, np.nan))
             if np.isnan(level).all():
                 continue
             axes[3].step(steps, np.nanmean(level, axis=0), style, where="post", color=line.get_color(), label=key)
+    reference_lines(ax_metric, baseline.get(metric), target.get(metric))
+    # a target on the MSE bounds the loss of a task whose loss is the MSE
+    mse_is_loss = "mse" in baseline and baseline.get("mse") == baseline.get("loss")
+    reference_lines(ax_loss, baseline.get("loss"), target.get("loss", target.get("mse") if mse_is_loss else None))
     ax_metric.set(xlabel="updates", ylabel=f"validation {metric}", title=f"validation {metric} (mean, min-max band)")
     ax_loss.set(xlabel="updates", ylabel="validation loss", yscale="log", title="validation loss")
+    if ax_loss.get_legend_handles_labels()[0]:
+        ax_loss.legend(fontsize=8)
     ax_time.set(xlabel="training wall time (s, mean over seeds)", ylabel=f"validation {metric}",
                 title=f"validation {metric} against wall time")
     ax_metric.legend(fontsize=8)
@@ -187,8 +222,11 @@ def plot_learning_curves(settings: list[Setting], metric: str, path: Path) -> No
     plt.close(fig)
 
 
-def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
+def plot_gradient_profiles(settings: list[Setting], path: Path) -> bool:
+    """``||dL/dh_t||`` against ``t`` at the first and last evaluation; returns whether a value
+    below ``PROFILE_FLOOR`` was drawn at it."""
     fig, ax = plt.subplots(figsize=(12, 5))
+    clamped = False
     colors = plt.get_cmap("tab20" if len(settings) > 10 else "tab10").colors
     for setting, color in zip(settings, colors * (1 + len(settings) // len(colors))):
         for which, style in ((0, "--"), (-1, "-")):
@@ -199,14 +237,17 @@ def plot_gradient_profiles(settings: list[Setting], path: Path) -> None:
             mean = np.mean([p[-length:] for p in profiles], axis=0)
             steps = sorted({evals[which]["step"] for evals in setting.evals if evals})
             when = f"update {steps[0]}" if len(steps) == 1 else f"updates {steps[0]}-{steps[-1]}"
-            ax.plot(np.arange(1, length + 1), np.maximum(mean, 1e-30), style, color=color,
+            clamped = clamped or bool((mean < PROFILE_FLOOR).any())
+            ax.plot(np.arange(1, length + 1), np.maximum(mean, PROFILE_FLOOR), style, color=color,
                     label=f"{setting.label} @ {'first' if which == 0 else 'last'} eval ({when})")
     ax.set(xlabel="time step t", ylabel="||dL/dh_t|| (mean over probe examples)", yscale="log",
-           title="Error signal reaching each time step")
+           title="Error signal reaching each time step" + (f" (values below {PROFILE_FLOOR:g} drawn at {PROFILE_FLOOR:g})"
+                                                           if clamped else ""))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return clamped
 
 
 def refreshes_of(setting: Setting) -> list[list[dict[str, Any]]]:
@@ -357,6 +398,10 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
     every = store.runs(suite=suite)
     runs = [r for r in every if r["status"] == "finished"]
     failed = [r for r in every if r["status"] == "failed"]
+    if not runs:
+        where = f"of suite {suite!r} " if suite else ""
+        raise LongdepsError(f"no finished runs {where}in {str(store.root)!r} ({len(every)} runs {where}there, "
+                            f"{len(failed)} failed); suites there: {', '.join(store.suites()) or 'none'}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     title = title or (f"Suite `{suite}`" if suite else "All runs")
@@ -374,8 +419,6 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
         relevant = [e for e in paper or [] if all(config.get(k.split(".", 1)[1]) == v
                                                    for k, v in e["setting"].items() if k.startswith("task."))]
         lines += finished_section(store, task_runs, relevant, out, slug)
-    if not runs:
-        lines += [f"No finished runs in {store.root}.", ""]
     if failed:
         lines += ["## Failed runs", ""] + [f"- `{r['run_id']}` ({r['cell']}, seed {r['seed']}): {r['error']}" for r in failed]
     atomic_write_text(out / "report.md", "\n".join(lines).rstrip() + "\n")
@@ -392,7 +435,8 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
     tasks = sorted({f"{r['task']}/{r['variant']} T={r['seq_len']}" for r in runs})
     results = [json.loads(path.read_text()) for r in runs if (path := store.run_dir(r["run_id"]) / "result.json").exists()]
     rules = sorted({result.get("solved_rule", "") for result in results})
-    memoryless = results[0].get("baseline", {}).get("loss") if results else None
+    baseline, target = (results[0].get("baseline", {}), results[0].get("target", {})) if results else ({}, {})
+    memoryless = baseline.get("loss")
     aligned = any(_alignments(s, "cosine") for s in settings)
 
     lines = [f"Task: {', '.join(tasks)}. Solved when: {'; '.join(r for r in rules if r) or 'n/a'}."
@@ -413,21 +457,24 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
     lines += ["", "Mean ± standard deviation over seeds; test figures use each run's best-validation weights"
               + ("; gradient cosine: the mean over each run's evaluations (see below)." if aligned else "."), ""]
     heading = "###" if slug else "##"  # under the task's own heading when there are several
+    lines += shared_fields(settings)
     lines += setting_details(settings)
     lines += time_to_target(settings, heading)
     if paper:
         lines += paper_table(settings, paper, metric, heading)
     curves, profile, refreshes = f"learning_curves{slug}.png", f"gradient_profile{slug}.png", f"sampler_refreshes{slug}.png"
-    aligned = f"alignment{slug}.png"
-    alignment_lines = alignment_table(settings, heading, aligned)
+    alignment_plot = f"alignment{slug}.png"
+    alignment_lines = alignment_table(settings, heading, alignment_plot)
     sampler_lines = sampler_table(settings, heading, refreshes)
     lines += alignment_lines + sampler_lines
-    lines += [f"![learning curves]({curves})", "", f"![gradient profile]({profile})", "",
-              "Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
-    plot_learning_curves(settings, metric, out / curves)
-    plot_gradient_profiles(settings, out / profile)
+    plot_learning_curves(settings, metric, out / curves, baseline, target)
+    clamped = plot_gradient_profiles(settings, out / profile)
+    lines += [f"![learning curves]({curves})", "", f"![gradient profile]({profile})", ""]
+    if clamped:
+        lines += [f"Gradient norms below {PROFILE_FLOOR:g} are drawn at {PROFILE_FLOOR:g}.", ""]
+    lines += ["Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
     if alignment_lines:
-        plot_alignment(settings, out / aligned)
+        plot_alignment(settings, out / alignment_plot)
     if sampler_lines:
         plot_sampler_refreshes(settings, out / refreshes)
     return lines

@@ -5,6 +5,9 @@ Layout under the results root (default ``./longdeps-results``)::
     results.sqlite          runs, their evaluations, suite membership
     runs/<run_id>/          config.json, metrics.jsonl, checkpoint.pt, result.json
 
+A running run's row holds its process id and host; a reader on the same host
+marks it ``interrupted`` once that process is gone (e.g. after SIGKILL).
+
 The index uses WAL mode and a busy timeout, so several processes may write
 to one store. Files in a run folder are written atomically (write a temporary
 file, then rename), so an interrupted write never leaves a half file.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import tempfile
 import time
@@ -21,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
+from longdeps.errors import LongdepsError
 
 DEFAULT_ROOT = "longdeps-results"
 
@@ -36,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     steps_done INTEGER DEFAULT 0, examples_seen INTEGER DEFAULT 0, wall_time REAL DEFAULT 0,
     metric TEXT, solved INTEGER, solved_step INTEGER,
     best_val_metric REAL, best_val_step INTEGER, test_metric REAL, test_loss REAL,
-    config TEXT NOT NULL, error TEXT
+    config TEXT NOT NULL, error TEXT,
+    pid INTEGER, host TEXT           -- the process of a running run
 );
 CREATE TABLE IF NOT EXISTS evals (
     run_id TEXT NOT NULL, step INTEGER NOT NULL,
@@ -54,15 +59,19 @@ CREATE TABLE IF NOT EXISTS suite_runs (
 RUN_FILTERS = ("status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "sampler", "continuation", "seed")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` to write; it replaces ``path`` when the block ends, so that
+    readers see the old or the new file, never a part. Its mode is what ``open`` would give it
+    (0666 less the umask), not ``mkstemp``'s 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -70,27 +79,53 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+    """Write ``text`` to ``path`` atomically (``atomic_file``), synced to disk."""
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """``torch.save`` to ``path`` atomically (``atomic_file``)."""
+    import torch
+
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+#: columns added to ``runs`` since the first schema: an older index gets them when it is opened
+ADDED_COLUMNS = {"pid": "INTEGER", "host": "TEXT"}
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists and has not exited (a zombie, on Linux)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc
+        return True
 
 
 class ResultStore:
-    """The results root: a SQLite index and the run folders."""
+    """The results root: a SQLite index and the run folders.
 
-    def __init__(self, root: str | Path = DEFAULT_ROOT):
+    ``create=False`` opens an existing store only (a one-line error where there is none), for
+    commands that read.
+    """
+
+    def __init__(self, root: str | Path = DEFAULT_ROOT, create: bool = True):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise LongdepsError(f"results root {str(self.root)!r} is a file, not a folder")
+        if not create and not (self.root / "results.sqlite").is_file():
+            raise LongdepsError(f"no results in {str(self.root)!r} (no results.sqlite there); "
+                                "pass the --results folder that your runs wrote to")
         self.root.mkdir(parents=True, exist_ok=True)
         # Switching a new index to WAL needs the database to itself, and SQLite answers "locked"
         # at once, without waiting, while another process opens it too: retry for as long as
@@ -102,9 +137,13 @@ class ResultStore:
                     if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                         db.execute("PRAGMA journal_mode=WAL")
                     db.executescript(SCHEMA)
+                    columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+                    for column, kind in ADDED_COLUMNS.items():
+                        if column not in columns:
+                            db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
                 return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
+            except sqlite3.OperationalError as err:  # "duplicate column": another process added it first
+                if not ("locked" in str(err) or "duplicate column" in str(err)) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
@@ -125,7 +164,7 @@ class ResultStore:
     # -- writing ------------------------------------------------------------
     def start_run(self, run_id: str, config: dict[str, Any], metric: str, variant: str, suite: str | None = None,
                   seq_len: int | None = None) -> None:
-        """Register a run as running (a restarted run keeps its row and its evaluations).
+        """Register a run as running in this process (a restarted run keeps its row and its evaluations).
 
         ``variant`` and ``seq_len`` are the task's actual ones (the config may leave them to the
         task's defaults; ``seq_len=None`` keeps the config's).
@@ -135,14 +174,15 @@ class ResultStore:
         with self.connect() as db:
             db.execute(
                 """INSERT INTO runs (run_id, status, created, updated, task, variant, seq_len, cell, hidden_size,
-                       gradient, sampler, continuation, seed, metric, config)
-                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       gradient, sampler, continuation, seed, metric, config, pid, host)
+                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(run_id) DO UPDATE SET status='running', updated=excluded.updated, error=NULL,
-                       variant=excluded.variant, seq_len=excluded.seq_len, metric=COALESCE(excluded.metric, metric)""",
+                       variant=excluded.variant, seq_len=excluded.seq_len, metric=COALESCE(excluded.metric, metric),
+                       pid=excluded.pid, host=excluded.host""",
                 (run_id, now, now, task["name"], variant, task["seq_len"] if seq_len is None else seq_len,
                  cell["name"], cell["hidden_size"],
                  config["gradient"]["name"], config["sampler"]["name"], config["continuation"]["name"],
-                 config["train"]["seed"], metric, json.dumps(config, sort_keys=True)),
+                 config["train"]["seed"], metric, json.dumps(config, sort_keys=True), os.getpid(), socket.gethostname()),
             )
             if suite:
                 db.execute("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", (suite, run_id))
@@ -179,9 +219,19 @@ class ResultStore:
                 (status, error, time.time(), *values, run_id),
             )
 
+    def mark_lost_runs(self, db: sqlite3.Connection) -> None:
+        """Mark ``interrupted`` the runs recorded as running in a process of this machine that is gone
+        (killed, or its machine restarted); runs of other machines are left as they are."""
+        running = db.execute("SELECT run_id, pid FROM runs WHERE status='running' AND host=?", (socket.gethostname(),))
+        for row in running.fetchall():
+            if not process_alive(row["pid"]):
+                db.execute("UPDATE runs SET status='interrupted', error=? WHERE run_id=? AND status='running'",
+                           (f"its process {row['pid']} on {socket.gethostname()} is gone", row["run_id"]))
+
     # -- reading ------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.connect() as db:
+            self.mark_lost_runs(db)
             row = db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return dict(row) if row else None
 
@@ -199,6 +249,7 @@ class ResultStore:
                 args.append(value)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created"
         with self.connect() as db:
+            self.mark_lost_runs(db)
             return [dict(r) for r in db.execute(sql, args)]
 
     def evals(self, run_id: str) -> list[dict[str, Any]]:

@@ -23,7 +23,9 @@ Every grid point x seed is one run, named by the hash of its resolved config
 (``RunConfig.run_id``), so a sweep started again skips finished runs,
 resumes interrupted ones from their last checkpoint and retries failed ones.
 A failed run (any exception, a diverging loss included) is recorded in the
-store as ``failed`` with its error, and the other runs go on.
+store as ``failed`` with its error, and the other runs go on. Ctrl-C or
+SIGTERM stops a sweep: each run under way saves a checkpoint at its current
+update, and the same sweep started again continues them.
 
 Executors; each calls ``run_one`` once per run:
 
@@ -49,6 +51,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -61,10 +64,11 @@ import yaml
 from tqdm.auto import tqdm
 
 from longdeps.allocator import keep_freed_memory
-from longdeps.config import SECTIONS, RunConfig, read_mapping
+from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
 from longdeps.report import PAPER_METRICS, mean_std
+from longdeps.signals import sigterm_as_interrupt
 from longdeps.store import ResultStore, atomic_write_text
 
 SUITE_KEYS = ("name", "description", "base", "grid", "seeds", "paper")
@@ -163,7 +167,8 @@ def load_suite(name_or_path: str, names: dict[str, Path] | None = None) -> Suite
         raise LongdepsError(f"{path}: seeds must be distinct, got {seeds}")
     suite = Suite(name=data.get("name", path.stem), description=data.get("description", ""),
                   base=data.get("base") or {}, grid=grid, seeds=seeds)
-    suite.points()  # every grid value must fit its config field
+    for config in suite.configs():  # every grid value must fit its config field, before any run starts
+        validate(config)
     suite.paper = [_paper_entry(path, entry) for entry in data.get("paper") or []]
     return suite
 
@@ -207,15 +212,17 @@ class RunOutcome:
     error: str | None = None
 
 
-def run_one(config: RunConfig, results: str, data_dir: str | None = None, threads: int | None = None) -> RunOutcome:
+def run_one(config: RunConfig, results: str, data_dir: str | None = None, threads: int | None = None,
+            progress: bool = False) -> RunOutcome:
     """Run, resume or skip (when finished) one config; a failure is recorded in the store, never raised.
 
-    ``threads``: torch intra-op threads for this process (None: leave as is).
+    ``threads``: torch intra-op threads for this process (None: leave as is); ``progress``: the
+    run's own progress (``longdeps.progress``).
     """
     if threads:
         torch.set_num_threads(threads)
     try:
-        result = run_experiment(config, results, resume=True, progress=False, data_dir=data_dir)
+        result = run_experiment(config, results, resume=True, progress=progress, data_dir=data_dir)
     except Exception as err:  # noqa: BLE001 - any failure of one run is recorded; the sweep goes on
         return record_failure(results, config, err)
     return RunOutcome(result.run_id, result.status)
@@ -261,7 +268,8 @@ class Executor:
     def __exit__(self, *exc: Any) -> None:
         pass
 
-    def map(self, configs: list[RunConfig], results: str, data_dir: str | None) -> Iterator[RunOutcome]:
+    def map(self, configs: list[RunConfig], results: str, data_dir: str | None, progress: bool) -> Iterator[RunOutcome]:
+        """``run_one`` of each config (``progress``: each run's own)."""
         raise NotImplementedError
 
 
@@ -271,9 +279,9 @@ class Sequential(Executor):
     def __init__(self, threads: int | None = None):
         self.threads = _positive("threads", threads)
 
-    def map(self, configs, results, data_dir):
+    def map(self, configs, results, data_dir, progress):
         for config in configs:
-            yield run_one(config, results, data_dir, self.threads)
+            yield run_one(config, results, data_dir, self.threads, progress)
 
 
 def _start_worker() -> None:
@@ -310,11 +318,17 @@ class LocalPool(Executor):
         self.pool = ProcessPoolExecutor(self.slots, mp_context=context, initializer=_start_worker)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type | None, *exc: Any) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            # SIGTERM asks each run under way to save at its current update (``Run.execute``); a worker
+            # that the terminal's Ctrl-C reached already is stopping and takes no harm from it
+            for process in self.pool._processes.values():
+                process.terminate()
         self.pool.shutdown(cancel_futures=True)
 
-    def map(self, configs, results, data_dir):
-        futures = {self.pool.submit(run_one, config, results, data_dir, self.threads): config for config in configs}
+    def map(self, configs, results, data_dir, progress):
+        futures = {self.pool.submit(run_one, config, results, data_dir, self.threads, progress): config
+                   for config in configs}
         for future in as_completed(futures):
             try:
                 yield future.result()
@@ -355,8 +369,8 @@ class RayExecutor(Executor):
         if self.started:
             self.ray.shutdown()
 
-    def map(self, configs, results, data_dir):
-        pending = {self.task.remote(config, results, data_dir, self.threads): config for config in configs}
+    def map(self, configs, results, data_dir, progress):
+        pending = {self.task.remote(config, results, data_dir, self.threads, progress): config for config in configs}
         while pending:
             (ref,), _ = self.ray.wait(list(pending), num_returns=1)
             config = pending.pop(ref)
@@ -373,7 +387,9 @@ def run_suite(suite: Suite, results: str | Path, executor: Executor | None = Non
     """Run every run of ``suite`` not finished yet with ``executor`` (default: ``LocalPool()``).
 
     Returns one outcome per run, in suite order. ``progress=None`` shows the
-    sweep's bar (runs done, running, failed; ETA) only on a terminal.
+    sweep's bar (runs done, running, failed; ETA) when standard error is a
+    terminal; when standard output is not one (a log), each run also prints a
+    line per evaluation and the sweep a line per finished run.
     """
     store = ResultStore(results)
     root = str(store.root.resolve())
@@ -384,15 +400,19 @@ def run_suite(suite: Suite, results: str | Path, executor: Executor | None = Non
     outcomes = {c.run_id(): RunOutcome(c.run_id(), "finished") for c in configs if status.get(c.run_id()) == "finished"}
     pending = [c for c in configs if c.run_id() not in outcomes]
     executor = executor or LocalPool()
-    with executor, tqdm(total=len(configs), initial=len(outcomes), desc=f"sweep {suite.name}", unit="run",
+    logged = progress is not False and not sys.stdout.isatty()
+    with sigterm_as_interrupt(), executor, tqdm(total=len(configs), initial=len(outcomes), desc=f"sweep {suite.name}", unit="run",
                         disable=None if progress is None else not progress, dynamic_ncols=True) as bar:
         failed = 0
         bar.set_postfix({"running": min(executor.slots, len(pending)), "failed": failed})
-        for outcome in executor.map(pending, root, data_dir):
+        for outcome in executor.map(pending, root, data_dir, logged):
             outcomes[outcome.run_id] = outcome
             failed += outcome.status == "failed"
             bar.set_postfix({"running": min(executor.slots, len(configs) - len(outcomes)), "failed": failed}, refresh=False)
             bar.update(1)
+            if logged:
+                print(f"sweep {suite.name}: run {outcome.run_id} {outcome.status}; {len(outcomes)}/{len(configs)} done, "
+                      f"{failed} failed", flush=True)
     return [outcomes[c.run_id()] for c in configs]
 
 

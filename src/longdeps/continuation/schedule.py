@@ -33,12 +33,6 @@ class SigmaSchedule:
             raise LongdepsError(f"unknown continuation.shape {c.shape!r}; choose from {', '.join(SHAPES)}")
         if c.unit not in UNITS:
             raise LongdepsError(f"unknown continuation.unit {c.unit!r}; choose from {', '.join(UNITS)}")
-        checks = (("sigma0", c.sigma0 >= 0), ("stages", c.stages >= 0), ("stage_length", c.stage_length > 0),
-                  ("ratio", 0 < c.ratio <= 1))
-        for key, ok in checks:
-            if not ok:
-                raise LongdepsError(f"continuation.{key} is out of range: {getattr(c, key)!r} "
-                                    "(sigma0 >= 0, stages >= 0, stage_length > 0, 0 < ratio <= 1)")
         if c.unit == "epochs" and updates_per_epoch is None:
             raise LongdepsError("continuation.unit=epochs needs a finite training set (set task.train_size)")
         self.config = config

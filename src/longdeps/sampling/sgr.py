@@ -82,12 +82,6 @@ class SGRSampler(UniformSampler):
             raise LongdepsError("sampler sgr reads the model's gradients; build it with the model it trains")
         if config.rule not in RULES:
             raise LongdepsError(f"unknown sampler.rule {config.rule!r}; choose from {', '.join(RULES)}")
-        if not config.log10_rho_min <= config.log10_rho_max:
-            raise LongdepsError(f"sampler.log10_rho_min={config.log10_rho_min} exceeds sampler.log10_rho_max={config.log10_rho_max}")
-        for label in ("refresh_every", "pool_size", "min_eligible", "batch_tries"):
-            value = getattr(config, label)
-            if value is not None and value < 1:
-                raise LongdepsError(f"sampler.{label} must be a positive integer, got {value!r}")
         self.pool_size = min(config.pool_size or task.train_size, task.train_size)
         self.updates = 0  #: batches drawn so far
         self.eligible: torch.Tensor | None = None  #: training-set indices batches are drawn from now

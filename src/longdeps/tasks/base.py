@@ -185,10 +185,14 @@ class Task(ABC):
         """Metrics of the best input-independent predictor (what a model with no memory reaches)."""
         return {}
 
+    def target(self) -> dict[str, float]:
+        """The thresholds that ``solved`` puts on validation metrics, by metric (for plots)."""
+        return {}
+
     def describe(self) -> dict[str, object]:
         """What a result records about the task."""
-        return {"task": self.name, "variant": self.variant, "seq_len": self.seq_len,
-                "metric": self.metric, "solved_rule": self.solved_rule, "baseline": self.baseline()}
+        return {"task": self.name, "variant": self.variant, "seq_len": self.seq_len, "metric": self.metric,
+                "solved_rule": self.solved_rule, "baseline": self.baseline(), "target": self.target()}
 
 
 class SequenceClassification(Task):

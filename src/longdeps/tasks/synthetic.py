@@ -215,6 +215,11 @@ class _Criterion:
     above: float | None = None
     max_mse: float | None = None
 
+    def thresholds(self) -> dict[str, float]:
+        """The bound on each metric the rule tests."""
+        bound = self.above if self.at_least is None else self.at_least
+        return {**({} if bound is None else {self.key: bound}), **({} if self.max_mse is None else {"mse": self.max_mse})}
+
     def __call__(self, summary: dict[str, float]) -> bool:
         ok = True
         if self.at_least is not None:
@@ -250,6 +255,9 @@ class _MarkedTask(Task):
 
     def solved(self, summary: dict[str, float]) -> bool:
         return self._criteria[self.variant](summary)
+
+    def target(self) -> dict[str, float]:
+        return self._criteria[self.variant].thresholds()
 
 
 # -- adding and multiplication ------------------------------------------------
@@ -572,6 +580,9 @@ class CopyTask(Task):
 
     def solved(self, summary: dict[str, float]) -> bool:
         return summary["accuracy"] >= 0.99
+
+    def target(self) -> dict[str, float]:
+        return {"accuracy": 0.99}
 
     def baseline(self) -> dict[str, float]:
         # Blanks are certain on the first T + 10 steps; the 10 recalled symbols are uniform over 8,

@@ -203,6 +203,9 @@ class CharLanguageModel(Task):
     def solved(self, summary: dict[str, float]) -> bool:
         return summary["bpc"] <= self.target_bpc
 
+    def target(self) -> dict[str, float]:
+        return {"bpc": self.target_bpc}
+
     def baseline(self) -> dict[str, float]:
         """The unigram predictor (training symbol frequencies) on the test text."""
         ids = self.ids()
