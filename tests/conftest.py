@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 # The tensors in the tests are small: a second intra-op thread only adds
@@ -13,3 +14,26 @@ torch.set_num_threads(1)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "LONGDEPS_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["LONGDEPS_DATA"] = str(SHARED_DATA)
+
+
+@pytest.fixture
+def interrupt_and_resume(monkeypatch):
+    """``(config, root, step) -> RunResult``: run ``config`` into results ``root`` until Ctrl-C
+    arrives just before update ``step``, then resume it from what was saved to the end."""
+    from longdeps.experiment import Run, run_experiment
+
+    def run(config, root, step):
+        train_step = Run.train_step
+
+        def interrupted(self):
+            if self.step == step:
+                raise KeyboardInterrupt
+            return train_step(self)
+
+        monkeypatch.setattr(Run, "train_step", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(config, root, progress=False)
+        monkeypatch.setattr(Run, "train_step", train_step)
+        return run_experiment(config, root, resume=True, progress=False)
+
+    return run

@@ -114,24 +114,13 @@ def records(result):
 
 
 @pytest.mark.parametrize("name", ["diffusion", "weight-noise"])
-def test_runs_log_sigma_and_resume_mid_schedule_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, name):
+def test_runs_log_sigma_and_resume_mid_schedule_reproduces_the_uninterrupted_run(tmp_path, interrupt_and_resume, name):
     config = RunConfig().with_overrides(SMALL + [f"continuation.name={name}"])
     whole = run_experiment(config, tmp_path / "a", progress=False)
     sigmas = [r["smoothing"]["sigma"] for r in records(whole)]
     # 6 updates per epoch, 2 epochs per stage: 0.2 up to update 12, 0.1 up to 24, then 0
     assert sigmas == [0.2, 0.2, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0]
-
-    train_step = Run.train_step
-
-    def interrupted(self):
-        if self.step == 23:  # after the checkpoint at update 20, in the middle of the second stage
-            raise KeyboardInterrupt
-        return train_step(self)
-    monkeypatch.setattr(Run, "train_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(config, tmp_path / "b", progress=False)
-    monkeypatch.setattr(Run, "train_step", train_step)
-    resumed = run_experiment(config, tmp_path / "b", resume=True, progress=False)
+    resumed = interrupt_and_resume(config, tmp_path / "b", 23)  # in the middle of the second stage
     assert records(resumed) == records(whole)
     assert resumed.summary["test"] == whole.summary["test"]
 

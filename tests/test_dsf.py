@@ -10,7 +10,7 @@ from torch import nn
 from longdeps.cells import CELLS, RecurrentCell, StepWeights, detach_state, make_cell
 from longdeps.config import RunConfig
 from longdeps.errors import LongdepsError
-from longdeps.experiment import Run, run_experiment
+from longdeps.experiment import run_experiment
 from longdeps.functional.scan import linear_scan
 from longdeps.gradients import alignment, make_estimator
 from longdeps.gradients.jacobian import flatten_state, state_parts, step_jacobians, unflatten_state
@@ -386,7 +386,7 @@ DSF_RUN = ["task.seq_len=12", "task.val_size=64", "task.test_size=64", "cell.nam
            "train.alignment_every=5", "gradient.name=dsf", "gradient.refresh_every=7", "train.stop_when_solved=false"]
 
 
-def test_run_records_alignment_and_feedback_and_resumes_mid_refresh_exactly(tmp_path, monkeypatch):
+def test_run_records_alignment_and_feedback_and_resumes_mid_refresh_exactly(tmp_path, interrupt_and_resume):
     config = RunConfig().with_overrides(DSF_RUN)
     whole = run_experiment(config, tmp_path / "a", progress=False)
 
@@ -400,18 +400,7 @@ def test_run_records_alignment_and_feedback_and_resumes_mid_refresh_exactly(tmp_
     assert [r["feedback"]["refreshed_at"] for r in first] == [0, 7, 14, 14, 21, 28]
     assert first[0]["feedback"]["basis"] in ("eigen", "dense")
 
-    train_step = Run.train_step
-
-    def interrupted(self):
-        if self.step == 23:  # two updates after the refresh at 21, three after the checkpoint at 20
-            raise KeyboardInterrupt
-        return train_step(self)
-
-    monkeypatch.setattr(Run, "train_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(config, tmp_path / "b", progress=False)
-    monkeypatch.setattr(Run, "train_step", train_step)
-    resumed = run_experiment(config, tmp_path / "b", resume=True, progress=False)
+    resumed = interrupt_and_resume(config, tmp_path / "b", 23)  # two updates after the refresh at 21
     assert records(tmp_path / "b", resumed.run_id) == first
     assert resumed.summary["test"] == whole.summary["test"]
     assert ResultStore(tmp_path / "b").evals(resumed.run_id)[-1]["alignment"] == first[-1]["alignment"]

@@ -201,9 +201,11 @@ def plot_learning_curves(settings: list[Setting], metric: str, path: Path, basel
         ax_time.plot(np.nanmean(seconds, axis=0), np.nanmean(values, axis=0), marker=marker, color=line.get_color())
         for key, style in zip(keys, ("-", "--", ":", "-.")):
             _, level = _curve(setting.evals, lambda r: r.get("smoothing", {}).get(key, np.nan))
-            if np.isnan(level).all():
+            logged = ~np.isnan(level).all(axis=0)  # widths are logged only while sigma > 0
+            if not logged.any():
                 continue
-            axes[3].step(steps, np.nanmean(level, axis=0), style, where="post", color=line.get_color(), label=key)
+            axes[3].step(steps[logged], np.nanmean(level[:, logged], axis=0), style, where="post",
+                         color=line.get_color(), label=key)
     reference_lines(ax_metric, baseline.get(metric), target.get(metric))
     # a target on the MSE bounds the loss of a task whose loss is the MSE
     mse_is_loss = "mse" in baseline and baseline.get("mse") == baseline.get("loss")
