@@ -2,8 +2,8 @@
 
 A cell mirrors ``torch.nn.RNN`` / ``torch.nn.LSTM``: ``forward(x, state)``
 returns the hidden sequence and the final state. Underneath, one time step is
-split in three so that the per-step loop stays lean (see
-shared/design/performance.md) and so that gradient estimators can take a
+split in three so that the per-step loop stays lean (one matrix product per
+step; ``docs/architecture.md``) and so that gradient estimators can take a
 step apart:
 
 - ``project_input(x)``: the part that does not depend on the state, done once

