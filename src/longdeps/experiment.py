@@ -32,7 +32,6 @@ from longdeps.cells import State, detach_state, make_cell
 from longdeps.config import RunConfig, validate
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
-from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
 from longdeps.gradients import alignment, hidden_gradient_norms, make_estimator
 from longdeps.logs import make_log
 from longdeps.model import SequenceModel
@@ -282,11 +281,9 @@ class Run:
             yield batch.x.to(self.device)
 
     def recompute_population(self, examples: int | None = None) -> int:
-        """Batch-norm population statistics from one pass of training data (a no-op for cells
-        without batch norm); returns the number of batches."""
-        if not any(isinstance(m, TimeBatchNorm) for m in self.model.modules()):
-            return 0
-        return recompute_population_statistics(self.model, self.population_inputs(examples))
+        """The cell's ``before_evaluation`` pass over training data (batch norm: population
+        statistics); returns the number of batches it read (0 for cells that need none)."""
+        return self.model.cell.before_evaluation(self.model, self.population_inputs(examples))
 
     def record_eval(self, smoothing: dict[str, float]) -> dict[str, Any]:
         """Score the model on the validation set, take the gradient profile, and record both with the

@@ -37,7 +37,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 import torch
 from torch import nn
@@ -141,6 +141,11 @@ class RecurrentCell(nn.Module, ABC):
         once (leading dims ``(T, B)``). A cell with a ``diffused`` form takes
         ``u`` from ``project`` apart with ``diffusion_width`` and applies those
         nonlinearities through ``activation``."""
+
+    def before_evaluation(self, model: nn.Module, training_inputs: Iterable[torch.Tensor]) -> int:
+        """Work a cell does before its ``model`` is evaluated, reading (lazily) time-major training
+        input batches ``(T, B, I)``; returns the number of batches read. None here."""
+        return 0
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
         """``forward`` through a fused kernel, time-major; ``None`` where there is none."""

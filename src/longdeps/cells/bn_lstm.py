@@ -26,12 +26,14 @@ which makes test predictions random; we do not).
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from longdeps.cells.base import RecurrentCell, State, StepWeights
-from longdeps.functional.batchnorm import TimeBatchNorm
+from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
 from longdeps.functional.init import init_weight_
 
 #: gate order, as in ``torch.nn.LSTM``: input, forget, candidate, output
@@ -72,6 +74,10 @@ class BNLSTM(RecurrentCell):
             self.norm_c = TimeBatchNorm(hidden_size, gamma, bias=True, momentum=statistics_momentum)
         else:
             self.beta_c = nn.Parameter(torch.zeros(hidden_size))
+
+    def before_evaluation(self, model: nn.Module, training_inputs: Iterable[torch.Tensor]) -> int:
+        """The population statistics: the average batch statistics of one pass over the inputs."""
+        return recompute_population_statistics(model, training_inputs) if self.batch_norm else 0
 
     @property
     def couples_examples(self) -> bool:
