@@ -88,13 +88,14 @@ def test_resume_after_kill_or_interrupt_reproduces_the_uninterrupted_run(tmp_pat
     subprocess.run(cli(*args, "--results", str(tmp_path / "a")), env=env, check=True, capture_output=True)
 
     killed = subprocess.Popen(cli(*args, "--results", str(tmp_path / "b")), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     runs = tmp_path / "b" / "runs"
     deadline = time.time() + 120
     while not list(runs.glob("*/checkpoint.pt")) and time.time() < deadline and killed.poll() is None:
         time.sleep(0.005)
     killed.send_signal(signal.SIGKILL)
-    killed.wait()
+    _, err = killed.communicate()
+    assert killed.returncode == -signal.SIGKILL, f"the run ended before it was killed ({killed.returncode}): {err}"
     (checkpoint,) = runs.glob("*/checkpoint.pt")
     stopped_at = torch.load(checkpoint, weights_only=False)["step"]
     assert stopped_at < 300, "the run finished before it could be killed"
