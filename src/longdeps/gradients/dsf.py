@@ -176,9 +176,12 @@ class DSF(GradientEstimator):
         """3. ``g`` ``(T, B, S)`` from the errors ``e`` ``(T, B, S)``: ``exact_window`` exact
         steps back (one vector-Jacobian product of all steps each), the feedback beyond."""
         total, chain = torch.zeros_like(errors), errors
+        if self.exact_window:
+            with torch.no_grad():
+                weights = cell.step_weights()
         for _ in range(self.exact_window):
             total += chain
-            chain = self.step_back(cell, x, states, recurrent_inputs, chain)
+            chain = self.step_back(cell, x, states, recurrent_inputs, weights, chain)
         return total + self.scan(chain)
 
     def scan(self, e: torch.Tensor) -> torch.Tensor:
@@ -215,11 +218,10 @@ class DSF(GradientEstimator):
         return cell.update(cell.project(x[start:stop]), gh, prev, range(start, stop), weights)
 
     def step_back(self, cell, x: torch.Tensor, states: State, recurrent_inputs: torch.Tensor | None,
-                  chain: torch.Tensor) -> torch.Tensor:
-        """``out[t-1] = J_t^T chain[t]`` for every step ``t >= 1`` (``out[T-1] = 0``): ``(T, B, S)``."""
+                  weights, chain: torch.Tensor) -> torch.Tensor:
+        """``out[t-1] = J_t^T chain[t]`` for every step ``t >= 1`` (``out[T-1] = 0``): ``(T, B, S)``;
+        ``weights`` are the cell's ``step_weights()``, formed once for all the window's steps back."""
         out = torch.zeros_like(chain)
-        with torch.no_grad():
-            weights = cell.step_weights()
         like = map_state(lambda s: s[0], states)
         with torch.enable_grad():
             for start in range(0, x.shape[0], self.block):

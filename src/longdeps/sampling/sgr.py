@@ -47,7 +47,8 @@ free parameters: the paper's values could not be read.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 
@@ -98,10 +99,11 @@ class SGRSampler(UniformSampler):
         self.updates += 1
         if batch_rule:
             candidates, log_ratio = self.candidates(batch_size, generator)
-            inside = self.band_distance(log_ratio) == 0
-            pick = int(inside.float().argmax()) if inside.any() else int(self.band_distance(log_ratio).argmin())
-            self.filled_batches += int(not inside.any())
-            return self.eligible[candidates[pick]]
+            distance = self.band_distance(log_ratio)
+            filled = bool((distance > 0).all())
+            self.filled_batches += filled
+            # the first candidate in the band (argmin takes the first of equal values), else the closest
+            return self.eligible[candidates[int(distance.argmin())]]
         return self.eligible[self.draw(len(self.eligible), batch_size, generator)]
 
     def band_distance(self, log_values: torch.Tensor) -> torch.Tensor:
@@ -121,12 +123,9 @@ class SGRSampler(UniformSampler):
         """rule=batch: draw a new pool, form its examples' long- and short-term gradients, and
         record the ``log10 R`` of ``batch_tries`` candidate batches."""
         self.eligible = torch.randperm(self.task.train_size, generator=generator)[:self.pool_size]
-        device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
-        long, short = long_short_gradients(self.model, self.task.train_examples(self.eligible).to(device), self.task,
-                                           self.config.early_step)
-        self.model.train(was_training)
+        with self.evaluating() as device:
+            long, short = long_short_gradients(self.model, self.task.train_examples(self.eligible).to(device), self.task,
+                                               self.config.early_step)
         self.long_norms, self.gram = long.norm(dim=1).cpu(), (short @ short.T).cpu()
         _, log_ratio = self.candidates(batch_size, generator)
         in_band = int((self.band_distance(log_ratio) == 0).sum())
@@ -134,26 +133,33 @@ class SGRSampler(UniformSampler):
 
     def estimate(self, index: torch.Tensor) -> torch.Tensor:
         """``log10 rho_i`` of the training examples at ``index`` ``(P,)``, in one backward pass:
-        ``(P,)``. The model is evaluated in eval mode (batch norm reads its population statistics)."""
-        device = next(self.model.parameters()).device
+        ``(P,)``."""
+        with self.evaluating() as device:
+            norms = hidden_gradient_norms(self.model, self.task.train_examples(index).to(device), self.task, unit_output=True)
+        return long_term_ratio(norms, self.config.early_step).log10().cpu()
+
+    @contextmanager
+    def evaluating(self) -> Iterator[torch.device]:
+        """The model in eval mode (batch norm reads its population statistics) for the block, which
+        gets the model's device; its mode is restored afterwards."""
         was_training = self.model.training
         self.model.eval()
-        norms = hidden_gradient_norms(self.model, self.task.train_examples(index).to(device), self.task, unit_output=True)
-        self.model.train(was_training)
-        return long_term_ratio(norms, self.config.early_step).log10().cpu()
+        try:
+            yield next(self.model.parameters()).device
+        finally:
+            self.model.train(was_training)
 
     def refresh(self, batch_size: int, generator: torch.Generator) -> None:
         """Draw a new pool, estimate it and set ``eligible``; record what happened."""
-        low, high = self.config.log10_rho_min, self.config.log10_rho_max
         pool = torch.randperm(self.task.train_size, generator=generator)[:self.pool_size]
         log_rho = self.estimate(pool)
-        inside = (log_rho >= low) & (log_rho <= high)
+        distance = self.band_distance(log_rho)
+        inside = distance == 0
         need = min(max(self.config.min_eligible, batch_size), self.pool_size)
         in_band = int(inside.sum())
         if in_band >= need:
             self.eligible, filled = pool[inside], 0
         else:
-            distance = (low - log_rho).clamp_min(0) + (log_rho - high).clamp_min(0)
             self.eligible, filled = pool[distance.argsort(stable=True)[:need]], need - in_band
         self.position, self.order = 0, None
         self.record_refresh(self.pool_size, in_band, filled, log_rho)
