@@ -34,7 +34,8 @@ def main() -> None:
     from longdeps.cells import make_cell
     from longdeps.gradients import alignment, make_estimator
     from longdeps.model import SequenceModel
-    from longdeps.tasks import make_task, seeded_generator
+    from longdeps.seeding import seeded_generator
+    from longdeps.tasks import make_task
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="copy")

@@ -40,7 +40,8 @@ from longdeps.progress import Progress
 from longdeps.sampling import make_sampler
 from longdeps.signals import Interrupted, deferred
 from longdeps.store import ResultStore, atomic_torch_save, atomic_write_text
-from longdeps.tasks import Batch, Task, make_task, seeded_generator
+from longdeps.seeding import seeded_generator
+from longdeps.tasks import Batch, Task, make_task
 
 
 @dataclass

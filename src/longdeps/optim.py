@@ -4,7 +4,7 @@ Any submodule of the model can declare two optional methods, and
 ``make_optimizer`` honours them for every cell alike:
 
 - ``param_groups() -> dict[str, list[Parameter]]``: parameters that train at
-  another learning rate, by group name (``GROUPS``); ``"orthogonal"`` trains at
+  another learning rate, by group name (``longdeps.cells.base.PARAM_GROUPS``); ``"orthogonal"`` trains at
   ``lr * orthogonal_lr_scale`` (the asRNN/expRNN code's recurrent learning rate,
   lr/10 in most published settings). Parameters not named stay in ``"default"``.
 - ``after_optimizer_step()``: called after every ``optimizer.step()`` (through
@@ -16,21 +16,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from longdeps.cells.base import PARAM_GROUPS
 from longdeps.config import OptimizerConfig
 from longdeps.errors import LongdepsError
-
-GROUPS = ("default", "orthogonal")
 
 
 def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     """Every parameter of ``model`` in exactly one group, by name (empty groups left out)."""
-    groups: dict[str, list[nn.Parameter]] = {name: [] for name in GROUPS}
+    groups: dict[str, list[nn.Parameter]] = {name: [] for name in PARAM_GROUPS}
     claimed: set[int] = set()
     for module in model.modules():
         for name, params in getattr(module, "param_groups", dict)().items():
-            if name not in GROUPS:
+            if name not in PARAM_GROUPS:
                 raise LongdepsError(f"{type(module).__name__} declares unknown parameter group {name!r}; "
-                                    f"choose from {', '.join(GROUPS)}")
+                                    f"choose from {', '.join(PARAM_GROUPS)}")
             for p in params:
                 if id(p) in claimed:
                     raise LongdepsError(f"a parameter of {type(module).__name__} is declared in two groups")

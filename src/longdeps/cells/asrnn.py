@@ -40,10 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from longdeps.cells.base import RecurrentCell, State, StepWeights
+from longdeps.cells.base import PARAM_GROUPS, RecurrentCell, State, StepWeights
 from longdeps.errors import LongdepsError
 from longdeps.functional.orthogonal import SKEW_INITS, make_orthogonal_, retrivialise
-from longdeps.optim import GROUPS
 
 #: which way round the parametrised orthogonal matrix B is used: W_hh = B or W_hh = B^T
 ORIENTATIONS = ("B", "BT")
@@ -191,8 +190,8 @@ class ASRNN(OrthogonalRNN):
         if saturation_eps < 0 or (saturation_eps == 0 and saturation_low <= 0 <= saturation_high):
             raise LongdepsError(f"D_f = |p| + eps must start positive: got eps={saturation_eps} with "
                                 f"p ~ U({saturation_low}, {saturation_high})")
-        if uf_group not in GROUPS:
-            raise LongdepsError(f"unknown uf_group {uf_group!r}; choose from {', '.join(GROUPS)}")
+        if uf_group not in PARAM_GROUPS:
+            raise LongdepsError(f"unknown uf_group {uf_group!r}; choose from {', '.join(PARAM_GROUPS)}")
         if saturation_low == saturation_high == 0:
             warnings.warn(f"asrnn: the saturation p starts at exactly 0 (saturation_low = saturation_high = 0), where "
                           f"|p| has zero gradient, so D_f stays at eps = {saturation_eps} and the cell trains as a "

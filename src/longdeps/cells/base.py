@@ -47,6 +47,9 @@ from longdeps.functional.diffused import DIFFUSED, PLAIN
 
 State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
 
+#: the learning-rate groups a cell may put parameters in (``param_groups``; ``longdeps.optim`` sets their rates)
+PARAM_GROUPS = ("default", "orthogonal")
+
 
 def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:
     """Apply ``fn`` to every tensor of ``state``."""

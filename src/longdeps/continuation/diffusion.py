@@ -25,7 +25,7 @@ from longdeps.config import ContinuationConfig
 from longdeps.continuation.base import Continuation
 from longdeps.continuation.schedule import SigmaSchedule
 from longdeps.model import SequenceModel
-from longdeps.tasks import seeded_generator
+from longdeps.seeding import seeded_generator
 
 
 class Diffusion(Continuation):

@@ -78,7 +78,8 @@ from longdeps.functional.scan import linear_scan
 from longdeps.gradients.base import GradientEstimator
 from longdeps.gradients.jacobian import flatten_state, state_parts, step_jacobians, unflatten_state
 from longdeps.model import SequenceModel
-from longdeps.tasks import Batch, Task, seeded_generator
+from longdeps.seeding import seeded_generator
+from longdeps.tasks import Batch, Task
 
 FEEDBACKS = ("stationary", "stationary-diagonal", "uniform", "constant")
 RADIUS = 0.999  #: largest |eigenvalue| (or diagonal entry) a stationary feedback keeps

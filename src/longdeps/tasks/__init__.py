@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from longdeps.errors import LongdepsError
-from longdeps.tasks.base import Batch, Task, seeded_generator
+from longdeps.tasks.base import Batch, Task
 
 TASKS: dict[str, type[Task]] = {}
 
@@ -26,4 +26,4 @@ def make_task(name: str, seq_len: int | None = None, variant: str | None = None,
 
 from longdeps.tasks import images, synthetic, text, timeseries  # noqa: E402,F401  (each registers its tasks)
 
-__all__ = ["Batch", "Task", "TASKS", "make_task", "register", "seeded_generator"]
+__all__ = ["Batch", "Task", "TASKS", "make_task", "register"]

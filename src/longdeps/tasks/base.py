@@ -14,12 +14,13 @@ draw one length per batch.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
+from longdeps.seeding import seeded_generator
 
 
 @dataclass
@@ -46,12 +47,6 @@ class Batch:
     def select(self, index: torch.Tensor) -> "Batch":
         """The examples at ``index`` (a 1-D long tensor), in that order."""
         return Batch(self.x[:, index], self.y.index_select(self.y_batch_dim, index), self.y_batch_dim, self.continues)
-
-
-def seeded_generator(*keys: object) -> torch.Generator:
-    """A CPU generator whose seed is a stable hash of ``keys`` (same on every machine)."""
-    digest = hashlib.sha256(repr(keys).encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
 class Task(ABC):

@@ -58,7 +58,8 @@ import torch
 from longdeps.data import locate
 from longdeps.errors import LongdepsError
 from longdeps.tasks import register
-from longdeps.tasks.base import Batch, SequenceClassification, seeded_generator
+from longdeps.seeding import seeded_generator
+from longdeps.tasks.base import Batch, SequenceClassification
 
 #: share of each class of the archive's train set that validates
 VAL_FRACTION = 0.2
