@@ -326,7 +326,7 @@ def test_saturation_away_from_zero_builds_without_warning(options, recwarn):
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("asrnn", {"nonlinearity": "linear"}, "'nonlinearity' does not apply to cell 'asrnn'"),
+    ("asrnn", {"nonlinearity": "linear"}, "cell.nonlinearity='linear' applies to srn and orthrnn only, not cell 'asrnn'"),
     ("asrnn", {"uf_group": "slow"}, "unknown uf_group 'slow'"),
     ("asrnn", {"saturation_low": 1.0, "saturation_high": 0.5}, "saturation_low must be <= saturation_high"),
     ("asrnn", {"saturation_low": 0.0, "saturation_high": 0.0, "saturation_eps": 0.0}, "must start positive"),

@@ -93,7 +93,8 @@ def test_diffusion_sets_the_cells_sigma_and_rejects_cells_without_a_diffused_for
     assert diffusion.before_step(4, m) == {"sigma": 0.3} and m.cell.smoothing == 0.3
     assert diffusion.before_step(5, m) == {"sigma": 0.0} and m.cell.smoothing == 0.0
     config = RunConfig().with_overrides(["cell.name=asrnn", "continuation.name=diffusion", "cell.hidden_size=4"])
-    with pytest.raises(LongdepsError, match="cell ASRNN has no diffused form"):
+    with pytest.raises(LongdepsError, match="^continuation 'diffusion' cannot be combined with cell 'asrnn': it needs a "
+                                            "closed-form Gaussian-diffused version of every nonlinearity$"):
         Run(config, ResultStore("/nonexistent-unused"))
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from longdeps import LongdepsError
-from longdeps.cells import ASRNN, BNLSTM, GRU, LSTM, SRN
+from longdeps.cells import GRU, LSTM, SRN
 from longdeps.functional import diffused
 from longdeps.functional.diffused import DIFFUSED, ERROR_BOUND, PLAIN
 
@@ -144,14 +144,6 @@ def test_gated_cells_approach_the_plain_cell_as_sigma_shrinks_and_flatten_as_it_
     assert cell.hidden(cell.step(x[0], cell.initial_state(2))).abs().max() < 0.02
     cell.set_smoothing(0.0)
     assert cell.hidden(cell.step(x[0], cell.initial_state(2))).abs().max() > 0.1
-
-
-@pytest.mark.parametrize("make, name", [(lambda: ASRNN(3, 5), "ASRNN"), (lambda: BNLSTM(3, 5), "BNLSTM")])
-def test_cells_without_a_diffused_form_are_rejected_by_name(make, name):
-    cell = make()
-    with pytest.raises(LongdepsError, match=f"^cell {name} has no diffused form"):
-        cell.set_smoothing(0.1)
-    cell.set_smoothing(0.0)
 
 
 def test_negative_sigma_is_rejected():

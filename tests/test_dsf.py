@@ -72,7 +72,7 @@ def states_of(cell, x):
     return tuple(parts) if isinstance(state, tuple) else parts[0]
 
 
-@pytest.mark.parametrize("cell_name", ["srn", "gru", "lstm", "bn-lstm", "asrnn", "orthrnn"])
+@pytest.mark.parametrize("cell_name", list(CELLS))
 def test_batched_step_jacobians_equal_per_example_autograd(cell_name):
     """``J[k, n]`` against ``torch.autograd.functional.jacobian`` of one step, taken for one example
     with the others held fixed (for bn-lstm in training mode, through the batch statistics)."""
@@ -225,7 +225,7 @@ def build(cell_name, task_name, seed=0, **options):
     return task, model, float64_batch(task, 5, seed)
 
 
-LOOP_CELLS = [("srn", {}), ("lstm", {}), ("gru", {}), ("bn-lstm", {}), ("bn-lstm", {"batch_norm": False}), ("asrnn", {})]
+LOOP_CELLS = [(name, {}) for name in CELLS] + [("bn-lstm", {"batch_norm": False})]
 
 
 @pytest.mark.parametrize("cell,options", LOOP_CELLS)
@@ -349,7 +349,7 @@ def test_stationary_feedback_is_refreshed_every_n_updates_from_the_batch():
 
 
 # -- alignment --------------------------------------------------------------------
-@pytest.mark.parametrize("cell", ["gru", "lstm", "bn-lstm", "asrnn"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_alignment_of_exact_estimators_is_one_and_nothing_is_changed(cell):
     task, model, batch = build(cell, "copy")
     model.zero_grad()

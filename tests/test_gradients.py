@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from longdeps import LongdepsError
-from longdeps.cells import detach_state, make_cell
+from longdeps.cells import CELLS, detach_state, make_cell
 from longdeps.functional.batchnorm import recompute_population_statistics
 from longdeps.gradients import hidden_gradient_norms, make_estimator
 from longdeps.model import SequenceModel
@@ -42,7 +42,7 @@ def reference_truncated_grads(model, batch, task, k):
     return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
     task, model, batch = setup(cell, task_name)
@@ -55,7 +55,7 @@ def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
             assert torch.allclose(a, b, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k):
@@ -68,7 +68,7 @@ def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k):
     assert any(not torch.allclose(a, b) for a, b in zip(got, full)), "truncation changed nothing"
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 def test_gradient_profile_equals_per_example_autograd(cell, task_name):
     task, model, batch = setup(cell, task_name)
@@ -91,9 +91,12 @@ def test_estimator_errors():
         make_estimator("tbptt")
     with pytest.raises(LongdepsError, match="unknown gradient estimator 'rtrl'"):
         make_estimator("rtrl")
-    with pytest.raises(LongdepsError, match="gradient.truncation=5 applies to tbptt only, not 'bptt'"):
+    with pytest.raises(LongdepsError, match="^gradient.truncation=5 applies to tbptt only, not gradient estimator 'bptt'$"):
         make_estimator("bptt", truncation=5)
-    with pytest.raises(LongdepsError, match="gradient.exact_window=3 applies to dsf only, not 'tbptt'"):
+    with pytest.raises(LongdepsError, match="^gradient.exact_window=3 applies to dsf only, not gradient estimator 'tbptt'$"):
         make_estimator("tbptt", truncation=2, exact_window=3)
+    with pytest.raises(LongdepsError, match="^gradient.feedback_low=0.5 applies to gradient.feedback=uniform, constant only, "
+                                            "not stationary$"):
+        make_estimator("dsf", feedback_low=0.5)
     with pytest.raises(TypeError):
         make_estimator("tbptt", 5)  # options are keywords: a positional 5 is not a truncation

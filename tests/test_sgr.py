@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from longdeps import LongdepsError
-from longdeps.cells import make_cell
+from longdeps.cells import CELLS, make_cell
 from longdeps.config import RunConfig, SamplerConfig
 from longdeps.experiment import Run
 from longdeps.functional.batchnorm import recompute_population_statistics
@@ -29,7 +29,7 @@ def reference_ratio(model, x, task, early_step):
     return early.norm() / last.norm()
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 @pytest.mark.parametrize("early_step", [0, 4])
 def test_batched_ratio_equals_per_example_float64_autograd(cell, task_name, early_step):
@@ -112,8 +112,13 @@ def test_bad_settings_get_one_line_errors():
     task, model, config = sgr_setup()
     with pytest.raises(LongdepsError, match="unknown sampler.rule 'pairs'; choose from example, batch"):
         make_sampler(dataclasses.replace(config, rule="pairs"), task, model)
-    with pytest.raises(LongdepsError, match="sampler sgr needs a fixed, unordered training set"):
+    with pytest.raises(LongdepsError, match="^sampler 'sgr' cannot be combined with task 'adding': it needs a fixed, "
+                                            r"unordered training set \(task.train_size\)$"):
         make_sampler(config, make_task("adding", seq_len=10), model)
+    with pytest.raises(LongdepsError, match="^sampler.batch_tries=7 applies to sampler.rule=batch only, not example$"):
+        make_sampler(dataclasses.replace(config, batch_tries=7), task, model)
+    with pytest.raises(LongdepsError, match="^sampler.pool_size=10 applies to sgr only, not sampler 'uniform'$"):
+        make_sampler(SamplerConfig(pool_size=10), task, model)
     with pytest.raises(LongdepsError, match=r"sampler.early_step must be in \[0, 9\] for sequences of 10 steps, got 10"):
         make_sampler(dataclasses.replace(config, early_step=10), task, model).choose(5, torch.Generator())
 
@@ -123,10 +128,10 @@ def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path,
     config = RunConfig().with_overrides([
         "task.variant=cn2016", "task.seq_len=10", "task.train_size=200", "task.val_size=50", "task.test_size=50",
         "cell.name=srn", "cell.hidden_size=8", "sampler.name=sgr", "sampler.pool_size=60", "sampler.refresh_every=7",
-        "sampler.log10_rho_min=-1.5", "sampler.log10_rho_max=0", "sampler.min_eligible=8", "optimizer.name=sgd", "optimizer.lr=0.05",
+        "sampler.log10_rho_min=-1.5", "sampler.log10_rho_max=0", "optimizer.name=sgd", "optimizer.lr=0.05",
         "optimizer.momentum=0.9", "train.steps=40", "train.eval_every=10", "train.checkpoint_every=20",
         "train.batch_size=8", "train.profile_examples=8", "train.stop_when_solved=false", f"sampler.rule={rule}",
-        "sampler.early_step=4", "sampler.batch_tries=20"])
+        "sampler.early_step=4", "sampler.batch_tries=20" if rule == "batch" else "sampler.min_eligible=8"])
     whole = Run(config, ResultStore(tmp_path / "a")).execute(progress=False)
 
     broken = Run(config, ResultStore(tmp_path / "b"))
@@ -229,10 +234,12 @@ def test_report_tables_and_plots_the_refreshes(tmp_path):
 
     config = RunConfig().with_overrides([
         "task.variant=cn2016", "task.seq_len=10", "task.train_size=100", "task.val_size=50", "task.test_size=50",
-        "cell.name=srn", "cell.hidden_size=8", "sampler.name=sgr", "sampler.pool_size=50", "sampler.refresh_every=5",
-        "sampler.log10_rho_min=-1", "sampler.min_eligible=8", "train.steps=20", "train.eval_every=10", "train.batch_size=8", "train.profile_examples=8"])
+        "cell.name=srn", "cell.hidden_size=8", "train.steps=20", "train.eval_every=10", "train.batch_size=8",
+        "train.profile_examples=8"])
+    run_experiment(config.with_overrides(["sampler.name=sgr", "sampler.pool_size=50", "sampler.refresh_every=5",
+                                          "sampler.log10_rho_min=-1", "sampler.min_eligible=8"]),
+                   tmp_path, progress=False, suite="tiny")
     run_experiment(config, tmp_path, progress=False, suite="tiny")
-    run_experiment(config.with_overrides(["sampler.name=uniform"]), tmp_path, progress=False, suite="tiny")
     text = write_report(ResultStore(tmp_path), tmp_path / "report", suite="tiny").read_text()
     table = text.split("## Sampler refreshes")[1].split("![")[0]
     rows = [line for line in table.splitlines() if line.startswith("| sampler=")]

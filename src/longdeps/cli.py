@@ -219,10 +219,10 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 
 
 def cmd_cells(args: argparse.Namespace) -> None:
-    from longdeps.cells import CELLS, DESCRIPTIONS
+    from longdeps.cells import CELLS
 
     for name in sorted(CELLS):
-        print(f"{name:8s} {DESCRIPTIONS[name]}")
+        print(f"{name:8s} {CELLS[name].description}")
 
 
 def cmd_population(args: argparse.Namespace) -> None:

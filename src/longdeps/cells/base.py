@@ -106,6 +106,8 @@ class RecurrentCell(nn.Module, ABC):
     #: the nonlinearities ``update`` applies through ``activation`` (names of
     #: ``longdeps.functional.diffused``); empty: the cell has no diffused form
     diffused: tuple[str, ...] = ()
+    #: whether training normalises with statistics of the batch, so that examples depend on each other
+    batch_statistics: bool = False
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True):
         super().__init__()
@@ -170,11 +172,6 @@ class RecurrentCell(nn.Module, ABC):
         """Diffuse the cell at weight-noise scale ``sigma`` (0: the plain cell)."""
         if sigma < 0 or sigma != sigma:
             raise LongdepsError(f"smoothing sigma must be >= 0, got {sigma!r}")
-        if sigma > 0 and not self.diffused:
-            # the first class of ours: torch.nn.utils.parametrize subclasses parametrised cells
-            name = next(c.__name__ for c in type(self).__mro__ if c.__module__.startswith("longdeps"))
-            raise LongdepsError(f"cell {name} has no diffused form (its nonlinearities have no "
-                                "closed-form Gaussian smoothing); use continuation.name=weight-noise instead")
         self.smoothing = float(sigma)
 
     @property
@@ -184,8 +181,14 @@ class RecurrentCell(nn.Module, ABC):
 
     @property
     def couples_examples(self) -> bool:
-        """Whether one example's step depends on the other examples of the batch (batch statistics)."""
-        return False
+        """Whether one example's step depends on the other examples of the batch now (batch statistics)."""
+        return self.batch_statistics and self.training
+
+    @property
+    def provides(self) -> frozenset[str]:
+        """What this cell offers the other axes (``longdeps.registry.CAPABILITIES``)."""
+        return frozenset({"diffused form"} if self.diffused else ()) | frozenset(
+            () if self.batch_statistics else {"independent examples"})
 
     @property
     def fused(self) -> bool:

@@ -66,7 +66,7 @@ class BNLSTM(RecurrentCell):
         init_weight_(self.weight_ih, input_init, gates=4)
         with torch.no_grad():
             self.bias[FORGET * hidden_size:(FORGET + 1) * hidden_size] = forget_bias
-        self.batch_norm = batch_norm
+        self.batch_statistics = batch_norm
         self.initial_noise = initial_noise
         if batch_norm:
             self.norm_h = TimeBatchNorm(4 * hidden_size, gamma, bias=False, momentum=statistics_momentum)
@@ -77,11 +77,7 @@ class BNLSTM(RecurrentCell):
 
     def before_evaluation(self, model: nn.Module, training_inputs: Iterable[torch.Tensor]) -> int:
         """The population statistics: the average batch statistics of one pass over the inputs."""
-        return recompute_population_statistics(model, training_inputs) if self.batch_norm else 0
-
-    @property
-    def couples_examples(self) -> bool:
-        return self.batch_norm and self.training
+        return recompute_population_statistics(model, training_inputs) if self.batch_statistics else 0
 
     def initial_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.h0.expand(batch_size, -1)
@@ -100,9 +96,9 @@ class BNLSTM(RecurrentCell):
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range,
                weights: StepWeights) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.batch_norm:
+        if self.batch_statistics:
             gh, u = self.norm_h(gh, t), self.norm_x(u, t)
         i, f, g, o = (gh + u + self.bias).chunk(4, -1)
         c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
-        c_out = self.norm_c(c, t) if self.batch_norm else c + self.beta_c
+        c_out = self.norm_c(c, t) if self.batch_statistics else c + self.beta_c
         return torch.sigmoid(o) * torch.tanh(c_out), c

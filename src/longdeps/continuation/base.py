@@ -19,7 +19,7 @@ class Continuation:
     update's gradient inside ``perturbation``.
     """
 
-    name = "none"
+    options: tuple[str, ...] = ()  #: beyond the schedule (``longdeps.continuation.SCHEDULE``)
 
     def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
         """Every continuation is built from its config, the model it smooths, the updates per

@@ -31,14 +31,14 @@ from longdeps.seeding import seeded_generator
 class Diffusion(Continuation):
     """Sets the cell's smoothing to the schedule's sigma before each update.
 
-    A cell without a diffused form is rejected when the continuation is built.
+    A cell without a diffused form is refused when the continuation is built (``needs``).
     """
 
-    name = "diffusion"
+    needs = {"diffused form": "cell"}
 
     def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
         self.schedule = SigmaSchedule(config, updates_per_epoch)
-        model.cell.set_smoothing(self.schedule(0))  # rejects a cell without a diffused form
+        model.cell.set_smoothing(self.schedule(0))
 
     def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
         sigma = self.schedule(step)
@@ -67,8 +67,6 @@ class WeightNoise(Continuation):
     ``eps`` for update ``step`` comes from a generator of its own seeded with
     (``seed``, ``step``), so a resumed run draws the same noise.
     """
-
-    name = "weight-noise"
 
     def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
         self.schedule = SigmaSchedule(config, updates_per_epoch)

@@ -13,7 +13,6 @@ from longdeps.tasks import Batch, Task
 class BPTT(GradientEstimator):
     """Exact gradient: one forward over the whole sequence, one backward."""
 
-    name = "bptt"
 
     def backward(self, model: SequenceModel, batch: Batch, task: Task,
                  state: State | None = None) -> tuple[torch.Tensor, State]:

@@ -66,6 +66,7 @@ would be the upper layer's local input derivative applied to its ``g_t``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -82,6 +83,13 @@ from longdeps.seeding import seeded_generator
 from longdeps.tasks import Batch, Task
 
 FEEDBACKS = ("stationary", "stationary-diagonal", "uniform", "constant")
+#: the options each feedback reads, besides ``exact_window`` (every feedback's)
+FEEDBACK_OPTIONS = {
+    "stationary": ("refresh_every", "jacobian_steps", "jacobian_examples"),
+    "stationary-diagonal": ("refresh_every", "jacobian_steps", "jacobian_examples"),
+    "uniform": ("feedback_low", "feedback_high"),
+    "constant": ("feedback_low", "feedback_high"),
+}
 RADIUS = 0.999  #: largest |eigenvalue| (or diagonal entry) a stationary feedback keeps
 MAX_CONDITION = 1e4  #: above this condition number of the eigenvectors the scan runs on A itself
 
@@ -100,13 +108,19 @@ class DSF(GradientEstimator):
         block: steps whose local derivatives are formed together.
     """
 
-    name = "dsf"
 
     def __init__(self, feedback: str = "stationary", feedback_low: float = 0.0, feedback_high: float = 1.0,
                  seed: int = 0, refresh_every: int = 50, jacobian_steps: int = 8, jacobian_examples: int = 8,
                  exact_window: int = 0, scan_backend: str = "auto", block: int = 64):
         if feedback not in FEEDBACKS:
             raise LongdepsError(f"unknown gradient.feedback {feedback!r}; choose from {', '.join(FEEDBACKS)}")
+        given = {"feedback_low": feedback_low, "feedback_high": feedback_high, "refresh_every": refresh_every,
+                 "jacobian_steps": jacobian_steps, "jacobian_examples": jacobian_examples}
+        defaults = inspect.signature(DSF).parameters
+        for key, value in given.items():
+            if key not in FEEDBACK_OPTIONS[feedback] and value != defaults[key].default:
+                takers = ", ".join(kind for kind, keys in FEEDBACK_OPTIONS.items() if key in keys)
+                raise LongdepsError(f"gradient.{key}={value!r} applies to gradient.feedback={takers} only, not {feedback}")
         if not feedback_low <= feedback_high:
             raise LongdepsError(f"dsf feedback range needs low <= high, got [{feedback_low}, {feedback_high}]")
         if feedback == "constant" and feedback_low != feedback_high:

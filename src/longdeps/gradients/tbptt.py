@@ -19,7 +19,6 @@ class TBPTT(GradientEstimator):
     that no loss reads run without autograd.
     """
 
-    name = "tbptt"
 
     def __init__(self, truncation: int | None = None):
         if not isinstance(truncation, int) or truncation < 1:

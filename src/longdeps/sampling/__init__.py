@@ -1,26 +1,33 @@
 """Samplers: which examples make each mini-batch.
 
-``SAMPLERS`` maps a registry name to its class; ``make_sampler`` builds one.
+``SAMPLERS`` is the registry (``longdeps.registry``); ``make_sampler`` builds one.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from longdeps.config import SamplerConfig
-from longdeps.errors import LongdepsError
 from longdeps.model import SequenceModel
+from longdeps.registry import Registry, defaults_of
 from longdeps.sampling.sgr import SGRSampler
 from longdeps.sampling.uniform import Sampler, UniformSampler
 from longdeps.tasks import Task
 
-SAMPLERS: dict[str, type[Sampler]] = {"uniform": UniformSampler, "sgr": SGRSampler}
+SAMPLERS = Registry("sampler", "sampler", defaults_of(SamplerConfig))
+SAMPLERS.add("uniform", UniformSampler, "every example equally likely: fresh batches, shuffled passes or draws with "
+                                        "replacement")
+SAMPLERS.add("sgr", SGRSampler, "sampling-based gradient regularisation (Chernodub & Nowicki 2016): examples or "
+                                "batches whose long-term gradient ratio lies in a band")
 
 
 def make_sampler(config: SamplerConfig, task: Task, model: SequenceModel | None = None) -> Sampler:
     """Build sampler ``config.name`` for ``task``; ``model`` is the network being trained
-    (samplers that choose by the model's gradients need it)."""
-    if config.name not in SAMPLERS:
-        raise LongdepsError(f"unknown sampler {config.name!r}; choose from {', '.join(sorted(SAMPLERS))}")
-    return SAMPLERS[config.name](task, config=config, model=model)
+    (samplers that choose by the model's gradients need it). A field of ``config`` set for
+    another sampler is refused."""
+    options = {key: value for key, value in dataclasses.asdict(config).items() if key != "name"}
+    peers = {"task": task, "cell": None if model is None else model.cell}
+    return SAMPLERS.checked(config.name, options, peers)(task, model, config)
 
 
 __all__ = ["SAMPLERS", "SGRSampler", "Sampler", "UniformSampler", "make_sampler"]

@@ -63,6 +63,8 @@ from longdeps.tasks import Task
 #: the quantiles of log10 rho recorded at every refresh
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 RULES = ("example", "batch")
+#: the options only one rule reads
+RULE_OPTIONS = {"example": ("min_eligible",), "batch": ("batch_tries",)}
 
 
 class SGRSampler(UniformSampler):
@@ -73,16 +75,20 @@ class SGRSampler(UniformSampler):
     from the current eligible set (they restart at every refresh).
     """
 
-    name = "sgr"
+    options = ("replacement", "log10_rho_min", "log10_rho_max", "early_step", "refresh_every", "pool_size",
+               "min_eligible", "rule", "batch_tries")
+    #: it estimates examples one by one from a fixed training set
+    needs = {"fixed training set": "task", "independent examples": "cell"}
 
-    def __init__(self, task: Task, model: SequenceModel | None, config: SamplerConfig):
+    def __init__(self, task: Task, model: SequenceModel, config: SamplerConfig):
         super().__init__(task, model, config)
-        if task.train_size is None or task.ordered:
-            raise LongdepsError(f"sampler sgr needs a fixed, unordered training set; set task.train_size for task {task.name!r}")
-        if model is None:
-            raise LongdepsError("sampler sgr reads the model's gradients; build it with the model it trains")
         if config.rule not in RULES:
             raise LongdepsError(f"unknown sampler.rule {config.rule!r}; choose from {', '.join(RULES)}")
+        other = next(rule for rule in RULES if rule != config.rule)
+        for key in RULE_OPTIONS[other]:
+            value = getattr(config, key)
+            if value != getattr(SamplerConfig(), key):
+                raise LongdepsError(f"sampler.{key}={value!r} applies to sampler.rule={other} only, not {config.rule}")
         self.pool_size = min(config.pool_size or task.train_size, task.train_size)
         self.updates = 0  #: batches drawn so far
         self.eligible: torch.Tensor | None = None  #: training-set indices batches are drawn from now

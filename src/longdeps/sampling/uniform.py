@@ -65,7 +65,7 @@ class UniformSampler(Sampler):
     epoch, a new order every epoch), or with ``config.replacement``
     independent uniform draws (as ``randi`` in Chernodub & Nowicki's code)."""
 
-    name = "uniform"
+    options = ("replacement",)
 
     def __init__(self, task: Task, model: SequenceModel | None, config: SamplerConfig):
         super().__init__(task, model, config)

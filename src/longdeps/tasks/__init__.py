@@ -1,27 +1,28 @@
 """Tasks: each knows its data, its metric and its "solved" criterion.
 
-``TASKS`` maps a registry name to its class; ``make_task`` builds one.
+``TASKS`` is the registry (``longdeps.registry``); ``make_task`` builds one.
 """
 
 from __future__ import annotations
 
-from longdeps.errors import LongdepsError
+import inspect
+
+from longdeps.config import TaskConfig
+from longdeps.registry import Registry, defaults_of
 from longdeps.tasks.base import Batch, Task
 
-TASKS: dict[str, type[Task]] = {}
+#: every task takes the options of the base class
+TASKS = Registry("task", "task", defaults_of(TaskConfig), shared=tuple(inspect.signature(Task).parameters))
 
 
 def register(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task available by its ``name``."""
-    TASKS[cls.name] = cls
-    return cls
+    """Class decorator: make a task available by its ``name``, described by its ``description``."""
+    return TASKS.add(cls.name, cls, cls.description)
 
 
 def make_task(name: str, seq_len: int | None = None, variant: str | None = None, **options) -> Task:
     """Build the task ``name``; ``options`` go to its constructor (val_size, data_seed, ...)."""
-    if name not in TASKS:
-        raise LongdepsError(f"unknown task {name!r}; choose from {', '.join(sorted(TASKS))}")
-    return TASKS[name](seq_len=seq_len, variant=variant, **options)
+    return TASKS.checked(name, options)(seq_len=seq_len, variant=variant, **options)
 
 
 from longdeps.tasks import images, synthetic, text, timeseries  # noqa: E402,F401  (each registers its tasks)

@@ -125,6 +125,11 @@ class Task(ABC):
         """Number of training examples; None when every batch is freshly generated."""
         return self.fixed_train_size
 
+    @property
+    def provides(self) -> frozenset[str]:
+        """What this task offers the other axes (``longdeps.registry.CAPABILITIES``)."""
+        return frozenset({"fixed training set"} if self.train_size and not self.ordered else ())
+
     def train_examples(self, index: torch.Tensor) -> Batch:
         """The training examples at ``index`` (1-D long).
 
