@@ -1,6 +1,7 @@
 """Character-level language modelling: vocabulary, both protocols, whole-stream evaluation."""
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -57,11 +58,13 @@ def test_stream_protocol_sees_every_target_once_per_epoch(batch_size, seq_len):
     inputs = torch.cat([s.x.argmax(-1) for s in segments])
     assert torch.equal(targets.T, lanes[:, 1:].long()) and torch.equal(inputs.T, lanes[:, :-1].long())
     assert all(s.x.shape[0] == seq_len for s in segments[:-1]) and segments[-1].x.shape[0] <= seq_len
+    assert task.updates_per_epoch(batch_size) == len(segments)  # an epoch of continuation.unit=epochs
 
 
 def test_windows_protocol_sees_every_target_once_per_epoch():
     task = make_task("shakespeare-char", seq_len=20)
     assert not task.ordered
+    assert task.updates_per_epoch(8) == Fraction(task.train_size, 8)
     batch = task.train_examples(torch.arange(task.train_size))
     ids = task.ids()["train"].long()
     starts = torch.arange(task.train_size) * 21

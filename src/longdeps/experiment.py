@@ -22,7 +22,6 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -103,8 +102,8 @@ class Run:
                                    config.readout.scale).to(self.device)
         self.estimator = make_estimator(config.gradient.name, seed=tc.seed, **config.gradient.options())
         self.sampler = make_sampler(config.sampler, self.task, self.model)
-        updates_per_epoch = Fraction(self.task.train_size, tc.batch_size) if self.task.train_size else None
-        self.continuation = make_continuation(config.continuation, self.model, updates_per_epoch, tc.seed)
+        self.continuation = make_continuation(config.continuation, self.model, self.task.updates_per_epoch(tc.batch_size),
+                                              tc.seed)
         self.optimizer = make_optimizer(config.optimizer, self.model)
         self.log = make_log(tc.log)
         self.data_generator = seeded_generator("train-batches", tc.seed)

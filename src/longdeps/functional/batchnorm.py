@@ -40,7 +40,6 @@ class TimeBatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(features)) if bias else None
         self.register_buffer("running_mean", torch.zeros(0, features))
         self.register_buffer("running_var", torch.ones(0, features))
-        self.use_batch_statistics_in_eval = False
         self._sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # mean, var, count per step
 
     def _grow(self, steps: int) -> None:
@@ -69,7 +68,7 @@ class TimeBatchNorm(nn.Module):
         flat = x if single else x.transpose(0, 1).reshape(x.shape[1], -1)
         weight = self.weight if single else self.weight.repeat(len(steps))
         bias = self.bias if single or self.bias is None else self.bias.repeat(len(steps))
-        if self.training or self.use_batch_statistics_in_eval:
+        if self.training:
             if flat.shape[0] < 2:
                 raise LongdepsError(f"batch norm with batch statistics needs at least 2 sequences a batch, "
                                     f"got {flat.shape[0]}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 import torch
@@ -124,6 +125,14 @@ class Task(ABC):
     def train_size(self) -> int | None:
         """Number of training examples; None when every batch is freshly generated."""
         return self.fixed_train_size
+
+    def updates_per_epoch(self, batch_size: int) -> Fraction | None:
+        """Updates of ``batch_size`` that read the training data once (exact); None for a task
+        that generates every batch. ``train_size`` counts examples, or for carried-state
+        streams symbols, which are read in ``segments`` instead."""
+        if self.ordered:
+            return Fraction(self.segments(batch_size))
+        return Fraction(self.train_size, batch_size) if self.train_size else None
 
     @property
     def provides(self) -> frozenset[str]:
