@@ -14,7 +14,7 @@ from longdeps.gradients.base import GradientEstimator
 from longdeps.gradients.bptt import BPTT
 from longdeps.gradients.jacobian import preserved_buffers
 from longdeps.model import SequenceModel
-from longdeps.tasks import Batch, Task
+from longdeps.tasks.base import Batch, Task
 
 
 def recurrent_parameters(cell: nn.Module) -> list[nn.Parameter]:

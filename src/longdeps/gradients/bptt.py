@@ -7,7 +7,7 @@ import torch
 from longdeps.cells import State, detach_state
 from longdeps.gradients.base import GradientEstimator
 from longdeps.model import SequenceModel
-from longdeps.tasks import Batch, Task
+from longdeps.tasks.base import Batch, Task
 
 
 class BPTT(GradientEstimator):

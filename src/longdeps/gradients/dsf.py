@@ -80,7 +80,7 @@ from longdeps.gradients.base import GradientEstimator
 from longdeps.gradients.jacobian import flatten_state, state_parts, step_jacobians, unflatten_state
 from longdeps.model import SequenceModel
 from longdeps.seeding import seeded_generator
-from longdeps.tasks import Batch, Task
+from longdeps.tasks.base import Batch, Task
 
 FEEDBACKS = ("stationary", "stationary-diagonal", "uniform", "constant")
 #: the options each feedback reads, besides ``exact_window`` (every feedback's)

@@ -22,7 +22,7 @@ from torch.func import functional_call, grad, vmap
 
 from longdeps.cells import detach_state
 from longdeps.model import SequenceModel
-from longdeps.tasks import Batch, Task
+from longdeps.tasks.base import Batch, Task
 
 
 class _OneExampleLoss(nn.Module):

@@ -7,7 +7,7 @@ import torch
 
 from longdeps.errors import LongdepsError
 from longdeps.model import SequenceModel
-from longdeps.tasks import Batch, Task
+from longdeps.tasks.base import Batch, Task
 
 
 def hidden_gradient_norms(model: SequenceModel, batch: Batch, task: Task, unit_output: bool = False) -> torch.Tensor:

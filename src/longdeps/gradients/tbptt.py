@@ -8,7 +8,7 @@ from longdeps.cells import State, detach_state
 from longdeps.errors import LongdepsError
 from longdeps.gradients.base import GradientEstimator
 from longdeps.model import SequenceModel
-from longdeps.tasks import Batch, Task
+from longdeps.tasks.base import Batch, Task
 
 
 class TBPTT(GradientEstimator):

@@ -12,7 +12,7 @@ from longdeps.model import SequenceModel
 from longdeps.registry import Registry, defaults_of
 from longdeps.sampling.sgr import SGRSampler
 from longdeps.sampling.uniform import Sampler, UniformSampler
-from longdeps.tasks import Task
+from longdeps.tasks.base import Task
 
 SAMPLERS = Registry("sampler", "sampler", defaults_of(SamplerConfig))
 SAMPLERS.add("uniform", UniformSampler, "every example equally likely: fresh batches, shuffled passes or draws with "

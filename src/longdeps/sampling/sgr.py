@@ -58,7 +58,7 @@ from longdeps.gradients import hidden_gradient_norms, long_term_ratio
 from longdeps.gradients.per_example import long_short_gradients
 from longdeps.model import SequenceModel
 from longdeps.sampling.uniform import UniformSampler
-from longdeps.tasks import Task
+from longdeps.tasks.base import Task
 
 #: the quantiles of log10 rho recorded at every refresh
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

@@ -9,7 +9,7 @@ import torch
 from longdeps.config import SamplerConfig
 from longdeps.errors import LongdepsError
 from longdeps.model import SequenceModel
-from longdeps.tasks import Batch, Task
+from longdeps.tasks.base import Batch, Task
 
 
 class Sampler:
