@@ -27,6 +27,9 @@ def make_continuation(config: ContinuationConfig, model: SequenceModel, updates_
     generated tasks) converts epoch schedules, ``seed`` seeds weight noise."""
     if config.name not in CONTINUATIONS:
         raise LongdepsError(f"unknown continuation {config.name!r}; choose from {', '.join(sorted(CONTINUATIONS))}")
+    if config.propagate and config.name != "diffusion":
+        raise LongdepsError(f"continuation.propagate=true applies to continuation.name=diffusion only, "
+                            f"not {config.name!r}")
     return CONTINUATIONS[config.name](config, model, updates_per_epoch, seed)
 
 
