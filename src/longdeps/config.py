@@ -154,6 +154,7 @@ class ContinuationConfig:
     stages: int = ranged(4, "non-negative")  #: stages with sigma > 0 before the final stage at 0
     stage_length: float = ranged(100.0, "positive")  #: length of each stage, in ``unit``
     unit: str = "updates"  #: updates | epochs (a finite training set: task.train_size / train.batch_size updates)
+    propagate: bool = False  #: diffusion: carry each unit's variance through time (moment propagation; srn only)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,12 @@ smoothed and ``diffusion_width`` turns it into ``s``; a smoothed cell runs its
 step loop, never the native kernel. Smoothing applies in training mode
 only, so that evaluation always scores the network itself.
 
+That width treats ``h_{t-1}`` as fixed. A cell with ``propagates_moments``
+can also treat it as random under the weight noise (``set_smoothing(sigma,
+propagate=True)``): its state then carries each unit's variance beside its
+mean, and the variance arriving from ``h_{t-1}`` widens ``s`` (moment
+propagation; see ``SRN``).
+
 A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
 ``hidden(state)`` is the ``(B, H)`` part seen by the readout.
 """
@@ -108,6 +114,8 @@ class RecurrentCell(nn.Module, ABC):
     diffused: tuple[str, ...] = ()
     #: whether training normalises with statistics of the batch, so that examples depend on each other
     batch_statistics: bool = False
+    #: whether the cell can carry its state's variance under smoothing (``set_smoothing(propagate=True)``)
+    propagates_moments: bool = False
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True):
         super().__init__()
@@ -119,6 +127,7 @@ class RecurrentCell(nn.Module, ABC):
         self.batch_first = batch_first
         self.native = native
         self.smoothing = 0.0  #: diffusion sigma; set with ``set_smoothing``
+        self.propagate = False  #: whether smoothing carries the state's variance; set with ``set_smoothing``
         self._widths: list[torch.Tensor] | None = None  #: where ``diffusion_width`` records, while recording
 
     # -- what a cell defines ------------------------------------------------
@@ -168,16 +177,27 @@ class RecurrentCell(nn.Module, ABC):
         return None if fused is None else (torch.cat([state[None], fused[0]]), None)
 
     # -- diffusion ----------------------------------------------------------
-    def set_smoothing(self, sigma: float) -> None:
-        """Diffuse the cell at weight-noise scale ``sigma`` (0: the plain cell)."""
+    def set_smoothing(self, sigma: float, propagate: bool = False) -> None:
+        """Diffuse the cell at weight-noise scale ``sigma`` (0: the plain cell); with ``propagate``,
+        carry the state's variance through time as well."""
         if sigma < 0 or sigma != sigma:
             raise LongdepsError(f"smoothing sigma must be >= 0, got {sigma!r}")
+        if propagate and not self.propagates_moments:
+            # the first class of ours: torch.nn.utils.parametrize subclasses parametrised cells
+            name = next(c.__name__ for c in type(self).__mro__ if c.__module__.startswith("longdeps"))
+            raise LongdepsError(f"cell {name} has no moment-propagated form; set continuation.propagate=false")
         self.smoothing = float(sigma)
+        self.propagate = propagate
 
     @property
     def smoothed(self) -> bool:
         """Whether ``update`` diffuses its nonlinearities now (smoothing > 0, training mode)."""
         return self.training and self.smoothing > 0
+
+    @property
+    def propagating(self) -> bool:
+        """Whether the state carries its variance now (smoothed, with ``propagate``)."""
+        return self.smoothed and self.propagate
 
     @property
     def couples_examples(self) -> bool:
@@ -203,13 +223,18 @@ class RecurrentCell(nn.Module, ABC):
             return u
         return torch.cat([u, x.pow(2).sum(-1, keepdim=True) + 1], -1)
 
-    def diffusion_width(self, u: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def diffusion_width(self, u: torch.Tensor, state: State,
+                        variance: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Split ``project``'s output into the projected input ``(..., P)`` and the width
-        ``s = sigma * sqrt(||x||^2 + 1 + ||h_{t-1}||^2)`` ``(..., 1)`` (None unless smoothed)."""
+        ``s = sigma * sqrt(||x||^2 + 1 + ||h_{t-1}||^2)`` ``(..., 1)`` (None unless smoothed).
+        ``variance`` ``(..., G)``, where a propagating cell passes one, is the pre-activations'
+        variance from a random ``h_{t-1}``; it is added to ``s^2``, unit by unit."""
         if not self.smoothed:
             return u, None
         h = self.hidden(state)
         width = self.smoothing * torch.sqrt(u[..., -1:] + h.pow(2).sum(-1, keepdim=True))
+        if variance is not None:
+            width = torch.sqrt(width ** 2 + variance)
         if self._widths is not None:
             self._widths.append(width.detach())
         return u[..., :-1], width

@@ -8,6 +8,7 @@ from torch import nn
 
 from longdeps.cells.base import RecurrentCell, State, StepWeights
 from longdeps.errors import LongdepsError
+from longdeps.functional.diffused import DIFFUSED, VARIANCE
 from longdeps.functional.init import init_weight_
 
 NONLINEARITIES = ("tanh", "relu")
@@ -24,7 +25,17 @@ class SRN(RecurrentCell):
         recurrent_init, input_init: schemes of ``longdeps.functional.init``.
         Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start.
         Diffused form: the nonlinearity (tanh approximately, relu exactly).
+
+    Moment propagation (``set_smoothing(sigma, propagate=True)``): the state is
+    ``(m, v)``, the mean and the variance ``(B, H)`` of each unit under weight
+    noise ``N(0, sigma^2)``, taking the units of ``h_{t-1}`` as independent of
+    each other and of the noise (mean field). The pre-activation of unit ``i``
+    then has variance ``sigma^2 (||x_t||^2 + 1 + ||m||^2 + sum(v)) + sum_j
+    W_ij^2 v_j``, and ``m``, ``v`` at step ``t`` are the diffused mean and the
+    closed-form variance (``functional.diffused.VARIANCE``) at that width.
     """
+
+    propagates_moments = True
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  nonlinearity: str = "tanh", recurrent_init: str = "default", input_init: str = "default"):
@@ -40,11 +51,12 @@ class SRN(RecurrentCell):
             self.rnn.bias_ih_l0.zero_()
             self.rnn.bias_hh_l0.zero_()
 
-    def initial_state(self, batch_size: int) -> torch.Tensor:
-        return self.zeros(batch_size)
+    def initial_state(self, batch_size: int) -> State:
+        h = self.zeros(batch_size)
+        return (h, torch.zeros_like(h)) if self.propagating else h
 
     def hidden(self, state: State) -> torch.Tensor:
-        return state
+        return state[0] if isinstance(state, tuple) else state
 
     def project_input(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
@@ -52,9 +64,15 @@ class SRN(RecurrentCell):
     def step_weights(self) -> StepWeights:
         return StepWeights(self.rnn.weight_hh_l0)
 
-    def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int, weights: StepWeights) -> torch.Tensor:
-        u, width = self.diffusion_width(u, state)
-        return self.activation(self.nonlinearity, u + gh, width)
+    def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int, weights: StepWeights) -> State:
+        if not self.propagating:
+            u, width = self.diffusion_width(u, state)
+            return self.activation(self.nonlinearity, u + gh, width)
+        v = state[1] if isinstance(state, tuple) else torch.zeros_like(gh)  # a given h_0 is exact
+        arriving = self.smoothing ** 2 * v.sum(-1, keepdim=True) + v @ weights.recurrent_t.pow(2)
+        u, width = self.diffusion_width(u, state, arriving)
+        z = u + gh
+        return DIFFUSED[self.nonlinearity](z, width), VARIANCE[self.nonlinearity](z, width)
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         outputs, h_n = self.rnn(x, state.unsqueeze(0))

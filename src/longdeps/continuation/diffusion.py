@@ -6,8 +6,10 @@ over every weight of the recurrent cell. ``diffusion`` trains on its closed-form
 approximation: each nonlinearity of the cell is replaced by its diffused version
 at the width ``sigma * ||[h_{t-1}; x_t; 1]||`` (``RecurrentCell.diffusion_width``),
 which is exact for one step of an SRN alone and a mean-field approximation
-through time (the same noisy weights act at every step; the variance of ``h_{t-1}``
-is not propagated). ``weight-noise`` samples ``g`` instead: one fresh draw of
+through time (the same noisy weights act at every step; ``h_{t-1}`` is taken as
+fixed). With ``propagate`` the cell carries the variance of ``h_{t-1}`` forward
+too, so the width grows along the sequence and long paths are flattened more
+than short ones (moment propagation; ``SRN``). ``weight-noise`` samples ``g`` instead: one fresh draw of
 ``eps`` per update, its gradient applied to the unperturbed weights, which is
 an unbiased estimate of ``grad g``. Both follow a ``SigmaSchedule`` and log
 ``sigma`` with every evaluation.
@@ -35,14 +37,16 @@ class Diffusion(Continuation):
     """
 
     needs = {"diffused form": "cell"}
+    options = ("propagate",)
 
     def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
         self.schedule = SigmaSchedule(config, updates_per_epoch)
-        model.cell.set_smoothing(self.schedule(0))
+        self.propagate = config.propagate
+        model.cell.set_smoothing(self.schedule(0), self.propagate)
 
     def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
         sigma = self.schedule(step)
-        model.cell.set_smoothing(sigma)
+        model.cell.set_smoothing(sigma, self.propagate)
         return {"sigma": sigma}
 
     @torch.no_grad()
