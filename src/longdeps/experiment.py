@@ -41,6 +41,7 @@ from longdeps.signals import Interrupted, deferred
 from longdeps.store import ResultStore
 from longdeps.tasks import make_task
 
+
 @dataclass
 class RunResult:
     run_id: str
