@@ -198,7 +198,7 @@ class Run:
         if self.saved_step is not None:
             shown.note(f"resumes from update {self.step} of {tc.steps} ({self.checkpoint_path})")
         clock = time.perf_counter()
-        finished = self.step >= tc.steps
+        first, finished = self.step, self.step >= tc.steps
         try:
             with deferred() as received:
                 while not finished and not received:
@@ -208,6 +208,9 @@ class Run:
                     self.norms.append(norm)
                     self.step += 1
                     shown.update()
+                    compiling = self.model.cell.statistics().get("compile_seconds")
+                    if self.step == first + 1 and compiling:
+                        shown.note(f"compiling the cell's step loop took {compiling:.1f} s")
                     finished = self.step == tc.steps
                     if self.step % tc.eval_every == 0 or finished:
                         self.wall_time += time.perf_counter() - clock
@@ -304,6 +307,7 @@ class Run:
             "smoothing": {**smoothing, **self.continuation.statistics(self.model, self.probe.x.to(self.device))},
             **self.sampler.statistics(),
             **self.estimator.statistics(),
+            **self.model.cell.statistics(),
         }
         if self.alignment_due():
             record["alignment"] = alignment(self.model, self.alignment_batch.to(self.device), self.task, self.estimator)
@@ -347,7 +351,7 @@ class Run:
         test = evaluate(self.model, self.task, shown.batches(self.task.split("test"), "test"), self.device)
         self.model.load_state_dict(final_state)
         summary = {**self.summary(), "test_metric": test[self.task.metric], "test_loss": test["loss"], "test": test,
-                   **self.task.describe(), **self.estimator.describe()}
+                   **self.task.describe(), **self.estimator.describe(), **self.model.cell.statistics()}
         atomic_write_text(self.dir / "result.json", json.dumps(summary, indent=2) + "\n")
         self.store.finish_run(self.run_id, "finished", summary)
         return RunResult(self.run_id, "finished", summary, self.dir)
