@@ -111,6 +111,7 @@ class Evaluator:
             "smoothing": {**smoothing, **self.continuation.statistics(self.model, self.probe.x.to(self.device))},
             **self.sampler.statistics(),
             **self.estimator.statistics(),
+            **self.model.cell.statistics(),
         }
         if self.alignment_due(step, history):
             record["alignment"] = alignment(self.model, self.alignment_batch.to(self.device), self.task, self.estimator)

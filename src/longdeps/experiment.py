@@ -144,7 +144,7 @@ class Run:
         if self.folder.saved_step is not None:
             shown.note(f"resumes from update {self.step} of {tc.steps} ({self.folder.checkpoint_path})")
         clock = time.perf_counter()
-        finished = self.step >= tc.steps
+        first, finished = self.step, self.step >= tc.steps
         try:
             with deferred() as received:
                 while not finished and not received:
@@ -154,6 +154,9 @@ class Run:
                     self.norms.append(norm)
                     self.step += 1
                     shown.update()
+                    compiling = self.model.cell.statistics().get("compile_seconds")
+                    if self.step == first + 1 and compiling:
+                        shown.note(f"compiling the cell's step loop took {compiling:.1f} s")
                     finished = self.step == tc.steps
                     if self.step % tc.eval_every == 0 or finished:
                         self.wall_time += time.perf_counter() - clock
@@ -233,7 +236,8 @@ class Run:
         """Score the best-validation weights on the test set and record the result."""
         test = self.evaluator.test(shown.batches(self.task.split("test"), "test"))
         summary = {**self.summary(), "test_metric": test[self.task.metric], "test_loss": test["loss"], "test": test,
-                   **self.task.describe(), **self.estimator.describe()}
+                   **self.task.describe(), **self.estimator.describe(),
+                   **self.model.cell.statistics()}
         self.folder.finish(summary)
         return RunResult(self.run_id, "finished", summary, self.folder.path)
 
