@@ -31,7 +31,8 @@ from typing import Callable
 import torch
 
 from longdeps.config import RunConfig
-from longdeps.experiment import Run, evaluate
+from longdeps.evaluation import evaluate
+from longdeps.experiment import Run
 from longdeps.gradients import hidden_gradient_norms
 from longdeps.store import ResultStore
 
@@ -77,7 +78,7 @@ def main() -> None:
             uniform = make_run("uniform", steps, root)
             update_ms = median_ms(lambda: [uniform.train_step() for _ in range(args.updates)], args.repeats, args.updates)
             eval_ms = median_ms(lambda: (evaluate(uniform.model, uniform.task, uniform.task.split("val")),
-                                         hidden_gradient_norms(uniform.model, uniform.probe, uniform.task)), args.repeats)
+                                         hidden_gradient_norms(uniform.model, uniform.evaluator.probe, uniform.task)), args.repeats)
             print(f"T={steps}: uniform update {update_ms:.2f} ms; one evaluation {eval_ms:.1f} ms")
             print(f"{'rule':>8} {'pool':>5} {'update ms':>10} {'refresh ms':>11} "
                   + " ".join(f"{'every ' + str(r):>10}" for r in args.refresh_every))

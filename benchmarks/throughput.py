@@ -10,7 +10,13 @@ freed memory for the next step (``longdeps.allocator``); with
 tensors are mapped anew at every step: the native LSTM's time at T = 784 then
 moves between about 100 and 280 ms with its page faults.
 
-    python benchmarks/throughput.py [--lengths 100 784 1000] [--repeats 7] [--out FILE]
+With ``--compile [BLOCK]`` every variant that runs a step loop (the cells
+without a fused kernel, the ``step loop`` variants and the smoothed SRN) is
+also timed compiled (``cell.compile=true``, blocks of BLOCK steps, by default
+the config's), as ``<name>, compiled``; the seconds its warm-up step spent
+compiling (forward and backward) are shown apart, in their own column.
+
+    python benchmarks/throughput.py [--lengths 100 784 1000] [--repeats 7] [--compile [BLOCK]] [--out FILE]
     python benchmarks/throughput.py --lengths 1000 --batch 128 --hidden 138 --variants asrnn orthrnn
 
 ``--variants`` times only the named ones (and the native references they are
@@ -27,28 +33,52 @@ import time
 import torch
 
 from longdeps.allocator import keep_freed_memory
-from longdeps.cells import make_cell
+from longdeps.cells import RecurrentCell, make_cell
+from longdeps.config import CellConfig
 
 from figures import store_figures
 
 
-def variants(hidden: int) -> dict[str, tuple[torch.nn.Module, str]]:
-    """name -> (module, the native reference it is compared with)."""
-    return {
+#: the variants that run a cell's step loop: name -> (cell, its options, the native reference)
+LOOPS = {
+    "srn, step loop": ("srn", {"native": False}, "nn.RNN (tanh)"),
+    "srn, smoothed": ("srn", {}, "nn.RNN (tanh)"),
+    "asrnn": ("asrnn", {}, "nn.RNN (tanh)"),
+    "orthrnn": ("orthrnn", {}, "nn.RNN (tanh)"),
+    "lstm, step loop": ("lstm", {"native": False}, "nn.LSTM"),
+    "bn-lstm": ("bn-lstm", {}, "nn.LSTM"),
+    "gru, step loop": ("gru", {"native": False}, "nn.GRU"),
+}
+SMOOTHING = 0.1  #: diffusion sigma of "srn, smoothed"
+
+
+def loop_cell(name: str, hidden: int, **compiled) -> torch.nn.Module:
+    """The cell of step-loop variant ``name``; ``compiled``: ``make_cell``'s compile options."""
+    cell, options, _ = LOOPS[name]
+    module = make_cell(cell, 1, hidden, **options, **compiled)
+    if name == "srn, smoothed":
+        module.set_smoothing(SMOOTHING)
+    return module
+
+
+def variants(hidden: int, compile_block: int | None = None) -> dict[str, tuple[torch.nn.Module, str]]:
+    """name -> (module, the native reference it is compared with); with ``compile_block``, every
+    step loop also compiled in blocks of that many steps (``<name>, compiled``)."""
+    modules = {
         "nn.RNN (tanh)": (torch.nn.RNN(1, hidden), "nn.RNN (tanh)"),
         "srn": (make_cell("srn", 1, hidden), "nn.RNN (tanh)"),
-        "srn, step loop": (make_cell("srn", 1, hidden, native=False), "nn.RNN (tanh)"),
-        "asrnn": (make_cell("asrnn", 1, hidden), "nn.RNN (tanh)"),
-        "orthrnn": (make_cell("orthrnn", 1, hidden), "nn.RNN (tanh)"),
         "nn.LSTM": (torch.nn.LSTM(1, hidden), "nn.LSTM"),
         "lstm": (make_cell("lstm", 1, hidden), "nn.LSTM"),
-        "lstm, step loop": (make_cell("lstm", 1, hidden, native=False), "nn.LSTM"),
         "nn.LSTMCell loop": (LSTMCellLoop(hidden), "nn.LSTM"),
-        "bn-lstm": (make_cell("bn-lstm", 1, hidden), "nn.LSTM"),
         "nn.GRU": (torch.nn.GRU(1, hidden), "nn.GRU"),
         "gru": (make_cell("gru", 1, hidden), "nn.GRU"),
-        "gru, step loop": (make_cell("gru", 1, hidden, native=False), "nn.GRU"),
     }
+    for name, (_, _, reference) in LOOPS.items():
+        modules[name] = (loop_cell(name, hidden), reference)
+        if compile_block:
+            modules[f"{name}, compiled"] = (loop_cell(name, hidden, compile=True, compile_block=compile_block),
+                                            reference)
+    return modules
 
 
 class LSTMCellLoop(torch.nn.Module):
@@ -71,18 +101,19 @@ def train_step(module: torch.nn.Module, x: torch.Tensor) -> None:
     out[-1].square().sum().backward()
 
 
-def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: list[str] | None = None) -> list[dict]:
+def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: list[str] | None = None,
+            compile_block: int | None = None) -> list[dict]:
     rows = []
     for steps in lengths:
         torch.manual_seed(0)
         x = torch.randn(steps, batch, 1)
-        mods = variants(hidden)
+        mods = variants(hidden, compile_block)
         if only:
             keep = set(only) | {mods[name][1] for name in only}
             mods = {name: entry for name, entry in mods.items() if name in keep}
         times: dict[str, list[float]] = {name: [] for name in mods}
         faults: dict[str, list[int]] = {name: [] for name in mods}
-        for name, (module, _) in mods.items():  # warm-up
+        for name, (module, _) in mods.items():  # warm-up (and compiling)
             train_step(module, x)
         for _ in range(repeats):
             for name, (module, _) in mods.items():
@@ -93,10 +124,12 @@ def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: lis
                 times[name].append(time.perf_counter() - start)
                 faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - mapped)
         medians = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-        for name, (_, reference) in mods.items():
+        for name, (module, reference) in mods.items():
             rows.append({"T": steps, "variant": name, "ms": round(medians[name], 2), "reference": reference,
                          "ratio": round(medians[name] / medians[reference], 3),
-                         "page_faults": int(statistics.median(faults[name]))})
+                         "page_faults": int(statistics.median(faults[name])),
+                         "compile_s": module.statistics().get("compile_seconds") if isinstance(module, RecurrentCell)
+                         else None})
     return rows
 
 
@@ -106,21 +139,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--variants", nargs="+", choices=list(variants(1)), metavar="NAME",
+    parser.add_argument("--compile", type=int, nargs="?", const=CellConfig.compile_block, metavar="BLOCK",
+                        help="also time every step loop compiled, in blocks of BLOCK steps (default: %(const)s)")
+    parser.add_argument("--variants", nargs="+", choices=list(variants(1, compile_block=1)), metavar="NAME",
                         help="time only these (and their native references); default: all")
     parser.add_argument("--out", default="longdeps-results/benchmarks/throughput.json")
     parser.add_argument("--system-allocator", action="store_true",
                         help="keep malloc's defaults (freed large tensors go back to the system)")
     args = parser.parse_args()
     kept = not args.system_allocator and keep_freed_memory()
-    rows = measure(args.lengths, args.batch, args.hidden, args.repeats, args.variants)
+    rows = measure(args.lengths, args.batch, args.hidden, args.repeats, args.variants, args.compile)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, hidden {args.hidden}, "
           f"median of {args.repeats}, freed memory {'kept' if kept else 'returned to the system'}")
-    print(f"{'T':>5}  {'variant':18s} {'ms':>9} {'page faults':>12}  ratio to native")
+    print(f"{'T':>5}  {'variant':28s} {'ms':>9} {'page faults':>12}  {'ratio to native':22s} compiling (s)")
     for r in rows:
-        print(f"{r['T']:>5}  {r['variant']:18s} {r['ms']:9.2f} {r['page_faults']:12d}  {r['ratio']:.2f}x {r['reference']}")
+        compiling = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
+        print(f"{r['T']:>5}  {r['variant']:28s} {r['ms']:9.2f} {r['page_faults']:12d}  "
+              f"{r['ratio']:.2f}x {r['reference']:16s} {compiling}")
     store_figures(args.out, batch=args.batch, hidden=args.hidden, freed_memory_kept=kept, repeats=args.repeats,
-                  rows=rows)
+                  compile_block=args.compile, rows=rows)
 
 
 if __name__ == "__main__":

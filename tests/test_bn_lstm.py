@@ -159,9 +159,9 @@ def test_runs_recompute_population_statistics_before_evaluating(tmp_path):
     run.execute(progress=False)
     expected = BNLSTM(2, 6)
     expected.load_state_dict(run.model.cell.state_dict())
-    recompute_population_statistics(expected, run.population_inputs(64))
+    recompute_population_statistics(expected, run.evaluator.population_inputs(64, run.step))
     assert torch.allclose(run.model.cell.norm_h.running_mean, expected.norm_h.running_mean)
-    assert run.recompute_population(32) == 2
+    assert run.evaluator.recompute_population(32, run.step) == 2
 
 
 def test_cell_options():
@@ -196,5 +196,5 @@ def test_population_pass_over_a_stream_takes_the_requested_examples(tmp_path):
     config = RunConfig().with_overrides(["task.name=shakespeare-char", "task.variant=stream", "task.seq_len=20",
                                          "cell.name=bn-lstm", "cell.hidden_size=6", "train.batch_size=16"])
     run = Run(config, ResultStore(tmp_path))
-    assert run.recompute_population(64) == 4
-    assert torch.equal(next(iter(run.population_inputs(64))), run.task.train_segment(0, 16).x)
+    assert run.evaluator.recompute_population(64, run.step) == 4
+    assert torch.equal(next(iter(run.evaluator.population_inputs(64, run.step))), run.task.train_segment(0, 16).x)

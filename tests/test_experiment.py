@@ -132,6 +132,15 @@ def test_resume_after_kill_or_interrupt_reproduces_the_uninterrupted_run(tmp_pat
     assert records(tmp_path / "a") == records(tmp_path / "c")
 
 
+def test_every_copy_of_the_records_is_the_checkpoints_after_a_resume(tmp_path, interrupt_and_resume):
+    # stopped at update 35: metrics.jsonl and the store hold the evaluation at 30, the checkpoint (at 20) does not
+    result = interrupt_and_resume(small_config(), tmp_path, 35)
+    history = torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["history"]
+    lines = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in history] == [10, 20, 30, 40]
+    assert ResultStore(tmp_path).evals(result.run_id) == lines == history
+
+
 def test_an_interruption_crosses_process_boundaries_whole():
     again = pickle.loads(pickle.dumps(Interrupted("SIGTERM received: run x stopped", signal.SIGTERM)))
     assert isinstance(again, KeyboardInterrupt) and str(again) == "SIGTERM received: run x stopped"

@@ -9,7 +9,7 @@ import torch
 
 from longdeps import LongdepsError
 from longdeps.cells import GRU, LSTM, SRN
-from longdeps.functional.diffused import DIFFUSED, PLAIN, VARIANCE, VARIANCE_ERROR_BOUND
+from longdeps.functional.diffused import DIFFUSED, MOMENTS, PLAIN, VARIANCE_ERROR_BOUND
 
 D = torch.float64
 
@@ -26,10 +26,11 @@ def gaussian_moments(name: str, x: torch.Tensor, s: float) -> tuple[torch.Tensor
 
 
 @pytest.mark.parametrize("s", [0.3, 1.0, 3.0])
-def test_relu_variance_is_exact(s):
+def test_relu_moments_are_exact(s):
     x = torch.tensor([-2.0, -0.5, 0.0, 0.3, 1.5], dtype=D)
-    _, reference = gaussian_moments("relu", x, s)
-    assert torch.allclose(VARIANCE["relu"](x, s), reference, rtol=1e-6, atol=1e-12)
+    mean, variance = gaussian_moments("relu", x, s)
+    assert torch.allclose(MOMENTS["relu"](x, s)[0], mean, rtol=1e-6, atol=1e-12)
+    assert torch.allclose(MOMENTS["relu"](x, s)[1], variance, rtol=1e-6, atol=1e-12)
 
 
 def test_tanh_variance_stays_within_its_stated_bound_which_is_nearly_reached():
@@ -37,15 +38,22 @@ def test_tanh_variance_stays_within_its_stated_bound_which_is_nearly_reached():
     worst = 0.0
     for s in np.geomspace(1e-2, 1e2, 41):
         _, reference = gaussian_moments("tanh", x, float(s))
-        worst = max(worst, (VARIANCE["tanh"](x, float(s)) - reference).abs().max().item())
+        worst = max(worst, (MOMENTS["tanh"](x, float(s))[1] - reference).abs().max().item())
     assert VARIANCE_ERROR_BOUND["tanh"] * 0.9 < worst <= VARIANCE_ERROR_BOUND["tanh"], worst
 
 
 def test_variances_vanish_at_zero_width_and_tanh_tends_to_one():
     x = torch.tensor([-1.0, 0.2, 2.0], dtype=D)
-    for name in VARIANCE:
-        assert VARIANCE[name](x, 1e-12).abs().max() < 1e-12
-    assert torch.allclose(VARIANCE["tanh"](torch.zeros(1, dtype=D), 1e6), torch.ones(1, dtype=D), atol=1e-5)
+    for name in MOMENTS:
+        assert MOMENTS[name](x, 1e-12)[1].abs().max() < 1e-12
+    assert torch.allclose(MOMENTS["tanh"](torch.zeros(1, dtype=D), 1e6)[1], torch.ones(1, dtype=D), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu"])
+def test_the_mean_of_the_moments_is_the_diffused_form(name):
+    x = torch.linspace(-3, 3, 13, dtype=D)
+    for s in (0.2, 1.0, 4.0):
+        assert torch.allclose(MOMENTS[name](x, s)[0], DIFFUSED[name](x, s), rtol=1e-14, atol=1e-15)
 
 
 def propagating_srn(nonlinearity: str, hidden: int, sigma: float) -> SRN:

@@ -1,4 +1,5 @@
-"""The report: what defines the runs, reference lines, single evaluations, clamped profiles, file modes."""
+"""The report: what defines the runs, reference lines, single evaluations, clamped profiles, file modes,
+the sections components add."""
 
 import os
 
@@ -7,7 +8,8 @@ import pytest
 from longdeps import report
 from longdeps.config import RunConfig
 from longdeps.experiment import run_experiment
-from longdeps.report import PROFILE_FLOOR, Setting, plot_gradient_profiles, write_report
+from longdeps.report import PROFILE_FLOOR, Setting, component_sections, plot_gradient_profiles, write_report
+from longdeps.sampling import SAMPLERS, UniformSampler
 from longdeps.store import ResultStore
 
 
@@ -50,3 +52,22 @@ def test_a_clamped_gradient_profile_says_so(tmp_path, figures):
     assert "drawn at" not in figures[-1].axes[0].get_title()
     assert plot_gradient_profiles([setting([1e-40, 1.0])], tmp_path / "b.png")
     assert f"(values below {PROFILE_FLOOR:g} drawn at {PROFILE_FLOOR:g})" in figures[-1].axes[0].get_title()
+
+
+def test_a_component_adds_its_section_through_its_hook(tmp_path, monkeypatch):
+    class Counting(UniformSampler):
+        @classmethod
+        def report_section(cls, settings, heading, out, slug):
+            (out / f"counts{slug}.png").touch()
+            return [f"{heading} Batches drawn", "", *(f"- {s.label}: {s.evals[0][-1]['drawn']}" for s in settings), ""]
+
+    monkeypatch.setitem(SAMPLERS, "counting", Counting)  # registered in this test alone
+
+    def setting(sampler, drawn):
+        config = {"gradient.name": "bptt", "sampler.name": sampler, "continuation.name": "none"}
+        return Setting(f"sampler={sampler}, seed {drawn}", config, [{}], [[{"drawn": drawn}]])
+
+    settings = [setting("counting", 3), setting("uniform", 4), setting("counting", 5), setting("unregistered", 6)]
+    assert component_sections(settings, "###", tmp_path, "-t") == [
+        "### Batches drawn", "", "- sampler=counting, seed 3: 3", "- sampler=counting, seed 5: 5", ""]
+    assert (tmp_path / "counts-t.png").exists()

@@ -20,7 +20,7 @@ SUITES = {
     "benchmarks/diffusion-pilot.yaml": (9, "2a3c6e8ccc0eb273"),
     "benchmarks/diffusion-sweep.yaml": (90, "f61d18bcb551d03e"),
     "benchmarks/diffusion-variants.yaml": (30, "5883ce64196b3ad0"),
-    "benchmarks/diffusion.yaml": (40, "167ff6bde8df4a0b"),
+    "benchmarks/diffusion.yaml": (120, "53bc2fdd02049b59"),
     "benchmarks/dsf-adding.yaml": (50, "501dfd2634a43471"),
     "benchmarks/dsf.yaml": (30, "9da69007c2c639c5"),
     "benchmarks/recurrent-batchnorm.yaml": (6, "7ec529782fea8186"),

@@ -10,7 +10,8 @@ from longdeps import LongdepsError
 from longdeps.cells import make_cell
 from longdeps.config import RunConfig
 from longdeps.data import data_root
-from longdeps.experiment import Run, evaluate
+from longdeps.evaluation import evaluate
+from longdeps.experiment import Run
 from longdeps.model import SequenceModel
 from longdeps.store import ResultStore
 from longdeps.tasks import make_task

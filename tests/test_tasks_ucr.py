@@ -18,7 +18,7 @@ import longdeps.tasks.timeseries as ts
 from longdeps.cells import make_cell
 from longdeps.data.files import data_root
 from longdeps.errors import LongdepsError
-from longdeps.experiment import evaluate
+from longdeps.evaluation import evaluate
 from longdeps.model import SequenceModel
 from longdeps.tasks import TASKS, make_task
 

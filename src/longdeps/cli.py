@@ -228,10 +228,9 @@ def cmd_cells(args: argparse.Namespace) -> None:
 def cmd_population(args: argparse.Namespace) -> None:
     import json
 
-    import torch
-
     from longdeps.config import RunConfig
-    from longdeps.experiment import Run, evaluate
+    from longdeps.evaluation import evaluate
+    from longdeps.experiment import Run
     from longdeps.store import ResultStore
 
     store = ResultStore(args.results, create=False)
@@ -239,8 +238,8 @@ def cmd_population(args: argparse.Namespace) -> None:
     if not (folder / "checkpoint.pt").is_file():
         raise LongdepsError(f"run {args.run_id!r} has no checkpoint in {folder}")
     run = Run(RunConfig.from_dict(json.loads((folder / "config.json").read_text())), store, data_dir=args.data_dir)
-    run.load_state_dict(torch.load(run.checkpoint_path, weights_only=False))
-    batches = run.recompute_population(args.examples)
+    run.load_state_dict(run.folder.load_checkpoint())
+    batches = run.evaluator.recompute_population(args.examples, run.step)
     if not batches:
         raise LongdepsError(f"run {args.run_id!r} has no batch-normalised cell: there are no population statistics")
     scores = {split: evaluate(run.model, run.task, run.task.split(split), run.device) for split in ("val", "test")}

@@ -2,7 +2,9 @@
 
 A ``RunConfig`` is built from defaults, a YAML/TOML file, and ``key=value``
 overrides with dotted names (``cell.hidden_size=64``). Its canonical JSON
-hashes to the run id, so the same settings always name the same run.
+hashes to the run id, so the same settings always name the same run; the
+``EXECUTION_FIELDS``, which say how a run is computed rather than what, are
+left out of it.
 """
 
 from __future__ import annotations
@@ -75,11 +77,16 @@ class CellConfig:
     saturation_high: float | None = ranged(None, "finite")  #: asrnn: MNIST 0.02 (default), copy 0, PTB 3
     saturation_eps: float | None = ranged(None, "non-negative")  #: asrnn: D_f = diag(|p| + eps); MNIST 0.01 (default), copy 1e-5, PTB 0
     uf_group: str | None = None  #: asrnn: learning-rate group of U_f: default (authors' code, the cell default) | orthogonal
+    #: run the step loop, where the cell runs no fused kernel, as torch.compile'd blocks of steps
+    #: (longdeps.cells.compiled; needs a C++ compiler on CPU)
+    compile: bool = False
+    compile_block: int = ranged(16, "positive")  #: compile: steps per compiled block
+    compile_fallback: bool = False  #: compile: run eagerly, with a warning, where compilation fails, instead of refusing
 
     def options(self) -> dict[str, Any]:
-        """The cell constructor's keyword arguments that are set."""
+        """The keyword arguments of ``make_cell`` that are set (the ``EXECUTION_FIELDS``: away from their default)."""
         skip = {"name", "hidden_size"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip and v is not None}
+        return {k: v for k, v in RunConfig(cell=self).to_dict()["cell"].items() if k not in skip and v is not None}
 
 
 @dataclass(frozen=True)
@@ -202,12 +209,19 @@ class RunConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
+    def to_dict(self, identity: bool = False) -> dict[str, dict[str, Any]]:
+        """Every field by section, but the ``EXECUTION_FIELDS`` at their defaults (with ``identity``:
+        all of them, as the run id hashes it)."""
+        data = dataclasses.asdict(self)
+        for section, names in EXECUTION_FIELDS.items():
+            for name in names:
+                if identity or data[section][name] == getattr(SECTIONS[section], name):
+                    del data[section][name]
+        return data
 
     def run_id(self) -> str:
-        """12 hex digits of the SHA-256 of the canonical JSON of the config."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """12 hex digits of the SHA-256 of the canonical JSON of the config without its ``EXECUTION_FIELDS``."""
+        text = json.dumps(self.to_dict(identity=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @classmethod
@@ -243,6 +257,14 @@ class RunConfig:
 
 #: section name -> its dataclass
 SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
+
+#: the fields that say how a run is computed, not what it computes: the same maths, to float
+#: rounding, as the number of threads or the torch version. They are not part of the run id, so a
+#: run keeps its id, its results and its checkpoint whether they are set or not (a run started
+#: eagerly resumes compiled, and the other way round), and ``to_dict`` leaves them out at their
+#: defaults, so that the records of runs that do not set them (config.json, the store) read as
+#: before the fields existed, and group with them in reports.
+EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_block", "compile_fallback")}
 
 
 def validate(config: RunConfig) -> RunConfig:

@@ -11,8 +11,9 @@ A component is a class registered under a name (``cls.name``) with a one-line de
 - ``needs``: capability -> the peer (``"cell"`` or ``"task"``) that must provide it; a peer lists
   what it provides in ``provides``, and a combination it lacks is refused with one line naming both.
 
-Each kind builds through one function of the same shape, ``make_<kind>(name, *context, **options)``,
-which calls ``Registry.checked`` and then the class.
+Each kind builds through one function, ``make_<kind>``, which calls ``Registry.checked`` and then the
+class: cells and estimators from a name and keyword options (``make_cell(name, I, H, **options)``),
+samplers and continuations from their config section's object (``make_sampler(config, task, model)``).
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ plots it cites:
   cosine between the estimator's gradient and exact BPTT's, for all cell
   parameters and for the recurrent weights, and their norm ratio, against
   updates (mean over seeds, min-max band);
-- ``sampler_refreshes.png`` (runs whose sampler records refreshes, ``sgr``):
-  the fraction of each refresh pool inside the band and the quantiles of
-  log10 rho against updates, the mean over seeds.
+- the sections that the runs' estimators, samplers and continuations add,
+  with their plots (``longdeps.reporting``; e.g. sgr's refreshes,
+  ``sampler_refreshes.png``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,7 +39,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from longdeps.continuation import CONTINUATIONS  # noqa: E402
 from longdeps.errors import LongdepsError  # noqa: E402
+from longdeps.gradients import ESTIMATORS  # noqa: E402
+from longdeps.reporting import Setting, mean_std  # noqa: E402
+from longdeps.sampling import SAMPLERS  # noqa: E402
 from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
 
 #: what a suite's ``paper`` entries may compare -> (column label, our value for one finished run, or None)
@@ -69,16 +72,6 @@ def _epochs(run: dict[str, Any], step: int) -> float | None:
     config = json.loads(run["config"])
     size = config["task"]["train_size"]
     return step * config["train"]["batch_size"] / size if size else None
-
-
-@dataclass
-class Setting:
-    """Runs that share every setting but the seed."""
-
-    label: str
-    config: dict[str, Any]  #: dotted field name -> value, the seed left out
-    runs: list[dict[str, Any]]
-    evals: list[list[dict[str, Any]]]
 
 
 def _without_seed(config: dict[str, Any]) -> dict[str, Any]:
@@ -141,15 +134,6 @@ def shared_fields(settings: list[Setting]) -> list[str]:
               if f in settings[0].config and settings[0].config[f] is not None
               and len({json.dumps(s.config.get(f)) for s in settings}) == 1]
     return [f"Every setting: {', '.join(shared)}.", ""] if shared else []
-
-
-def mean_std(values: list[float | None], fmt: str = "{:.3g}") -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(statistics.stdev(values))}"
 
 
 def _curve(settings_evals: list[list[dict[str, Any]]], key) -> tuple[np.ndarray, np.ndarray]:
@@ -252,58 +236,6 @@ def plot_gradient_profiles(settings: list[Setting], path: Path) -> bool:
     return clamped
 
 
-def refreshes_of(setting: Setting) -> list[list[dict[str, Any]]]:
-    """For each run of ``setting`` that records sampler refreshes, its refresh records in order."""
-    runs = [[r for record in evals for r in record.get("sampler_refreshes", [])] for evals in setting.evals]
-    return [refreshes for refreshes in runs if refreshes]
-
-
-def sampler_table(settings: list[Setting], heading: str, image: str) -> list[str]:
-    """Markdown lines: what the sampler's refreshes found, per setting that records them, and the
-    plot ``image``; none when no setting records refreshes."""
-    lines = [f"{heading} Sampler refreshes", "",
-             "| setting | band (log10 rho) | refreshes per run | pool in band, first refresh | pool in band, last refresh "
-             "| refreshes that filled | median log10 rho, first refresh | median log10 rho, last refresh |",
-             "|---|---|---|---|---|---|---|---|"]
-    for s in settings:
-        runs = refreshes_of(s)
-        if not runs:
-            continue
-        filled = sum(r["filled"] > 0 for refreshes in runs for r in refreshes)
-        lines.append(
-            f"| {s.label} | [{runs[0][0]['band'][0]}, {runs[0][0]['band'][1]}] | {mean_std([len(r) for r in runs], '{:.0f}')} "
-            f"| {mean_std([r[0]['eligible_fraction'] for r in runs], '{:.2f}')} "
-            f"| {mean_std([r[-1]['eligible_fraction'] for r in runs], '{:.2f}')} "
-            f"| {filled}/{sum(map(len, runs))} | {mean_std([r[0]['log10_rho_quantiles']['q50'] for r in runs], '{:.2f}')} "
-            f"| {mean_std([r[-1]['log10_rho_quantiles']['q50'] for r in runs], '{:.2f}')} |")
-    return lines + ["", f"![sampler refreshes]({image})", ""] if len(lines) > 4 else []
-
-
-def plot_sampler_refreshes(settings: list[Setting], path: Path) -> None:
-    """Fraction of the pool in the band, and log10 rho quantiles, against updates (mean over seeds)."""
-    fig, (ax_fraction, ax_rho) = plt.subplots(1, 2, figsize=(13, 4))
-    for setting in settings:
-        runs = refreshes_of(setting)
-        if not runs:
-            continue
-        length = min(map(len, runs))
-        updates = [r["update"] for r in runs[0][:length]]
-        fraction = np.mean([[r["eligible_fraction"] for r in refreshes[:length]] for refreshes in runs], axis=0)
-        line, = ax_fraction.plot(updates, fraction, label=f"{setting.label} (n={len(runs)})")
-        for key, style in (("q05", ":"), ("q50", "-"), ("q95", ":")):
-            ax_rho.plot(updates, np.mean([[r["log10_rho_quantiles"][key] for r in refreshes[:length]] for refreshes in runs],
-                                         axis=0), style, color=line.get_color())
-        for bound in runs[0][0]["band"]:
-            ax_rho.axhline(bound, color=line.get_color(), linewidth=0.5, alpha=0.5)
-    ax_fraction.set(xlabel="updates", ylabel="fraction of the pool in the band", ylim=(0, 1.02),
-                    title="Examples eligible at each refresh")
-    ax_rho.set(xlabel="updates", ylabel="log10 rho", title="log10 rho: median (solid), 5% and 95% (dotted); band (thin)")
-    ax_fraction.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _alignments(setting: Setting, key: str) -> list[list[float]]:
     """Per run of ``setting``, its ``alignment[key]`` figures in order (runs without any left out)."""
     runs = [[r["alignment"][key] for r in evals if "alignment" in r] for evals in setting.evals]
@@ -356,6 +288,22 @@ def plot_alignment(settings: list[Setting], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def component_sections(settings: list[Setting], heading: str, out: Path, slug: str) -> list[str]:
+    """The sections that the settings' estimators, samplers and continuations add
+    (``ReportSection.report_section``, plots written to ``out``): each component's once, with
+    the settings that use it; a name no longer registered adds none."""
+    lines = []
+    for registry in (ESTIMATORS, SAMPLERS, CONTINUATIONS):
+        users: dict[type, list[Setting]] = {}
+        for setting in settings:
+            component = registry.get(setting.config.get(f"{registry.section}.name"))
+            if component is not None:
+                users.setdefault(component, []).append(setting)
+        for component, chosen in users.items():
+            lines += component.report_section(chosen, heading, out, slug)
+    return lines
 
 
 def time_to_target(settings: list[Setting], heading: str = "##") -> list[str]:
@@ -464,11 +412,9 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
     lines += time_to_target(settings, heading)
     if paper:
         lines += paper_table(settings, paper, metric, heading)
-    curves, profile, refreshes = f"learning_curves{slug}.png", f"gradient_profile{slug}.png", f"sampler_refreshes{slug}.png"
-    alignment_plot = f"alignment{slug}.png"
+    curves, profile, alignment_plot = f"learning_curves{slug}.png", f"gradient_profile{slug}.png", f"alignment{slug}.png"
     alignment_lines = alignment_table(settings, heading, alignment_plot)
-    sampler_lines = sampler_table(settings, heading, refreshes)
-    lines += alignment_lines + sampler_lines
+    lines += alignment_lines + component_sections(settings, heading, out, slug)
     plot_learning_curves(settings, metric, out / curves, baseline, target)
     clamped = plot_gradient_profiles(settings, out / profile)
     lines += [f"![learning curves]({curves})", "", f"![gradient profile]({profile})", ""]
@@ -477,6 +423,4 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
     lines += ["Runs: " + ", ".join(f"`{r['run_id']}`" for r in runs), ""]
     if alignment_lines:
         plot_alignment(settings, out / alignment_plot)
-    if sampler_lines:
-        plot_sampler_refreshes(settings, out / refreshes)
     return lines

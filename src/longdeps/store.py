@@ -55,6 +55,15 @@ CREATE TABLE IF NOT EXISTS suite_runs (
 );
 """
 
+INSERT_EVAL = "INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def eval_row(run_id: str, record: dict[str, Any]) -> tuple:
+    """The ``evals`` row of one evaluation record."""
+    return (run_id, record["step"], record["examples_seen"], record["wall_time"], record.get("train_loss"),
+            record["val"]["loss"], record["val_metric"], record.get("grad_norm"), json.dumps(record))
+
+
 #: columns of ``runs`` that ``ResultStore.runs`` filters on
 RUN_FILTERS = ("status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "sampler", "continuation", "seed")
 
@@ -192,18 +201,16 @@ class ResultStore:
         with self.connect() as db:
             db.executemany("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", [(suite, r) for r in run_ids])
 
-    def reset_evals(self, run_id: str, after_step: int = -1) -> None:
-        """Forget evaluations after ``after_step`` (those a resumed run will redo)."""
+    def set_evals(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Make ``records`` the run's evaluations, in place of those it has."""
         with self.connect() as db:
-            db.execute("DELETE FROM evals WHERE run_id=? AND step>?", (run_id, after_step))
+            db.execute("DELETE FROM evals WHERE run_id=?", (run_id,))
+            db.executemany(INSERT_EVAL, [eval_row(run_id, record) for record in records])
 
     def add_eval(self, run_id: str, record: dict[str, Any]) -> None:
+        """Add one evaluation ``record`` (a ``metrics.jsonl`` line) and note its progress in the run's row."""
         with self.connect() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, record["step"], record["examples_seen"], record["wall_time"], record.get("train_loss"),
-                 record["val"]["loss"], record["val_metric"], record.get("grad_norm"), json.dumps(record)),
-            )
+            db.execute(INSERT_EVAL, eval_row(run_id, record))
             db.execute("UPDATE runs SET steps_done=?, examples_seen=?, wall_time=?, updated=? WHERE run_id=?",
                        (record["step"], record["examples_seen"], record["wall_time"], time.time(), run_id))
 

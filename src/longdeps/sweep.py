@@ -67,7 +67,8 @@ from longdeps.allocator import keep_freed_memory
 from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
-from longdeps.report import PAPER_METRICS, mean_std
+from longdeps.report import PAPER_METRICS
+from longdeps.reporting import mean_std
 from longdeps.signals import sigterm_as_interrupt
 from longdeps.store import ResultStore, atomic_write_text
 

@@ -13,6 +13,7 @@ from longdeps.cells.gru import GRU
 from longdeps.cells.lstm import LSTM
 from longdeps.cells.srn import SRN
 from longdeps.config import CellConfig
+from longdeps.errors import LongdepsError
 from longdeps.registry import Registry, defaults_of
 
 CELLS = Registry("cell", "cell", defaults_of(CellConfig))
@@ -27,10 +28,17 @@ CELLS.add("orthrnn", OrthogonalRNN, "orthogonal RNN (expRNN-style): W_hh orthogo
                                     "the a -> 0 limit of asrnn")
 
 
-def make_cell(name: str, input_size: int, hidden_size: int, **options) -> RecurrentCell:
+def make_cell(name: str, input_size: int, hidden_size: int, compile: bool = False,
+              compile_block: int = CellConfig.compile_block, compile_fallback: bool = False, **options) -> RecurrentCell:
     """Build cell ``name``; ``options`` are keyword arguments of its class (``cell.*`` config fields,
-    ``batch_first``), an option of another cell is refused."""
-    return CELLS.checked(name, options)(input_size, hidden_size, **options)
+    ``batch_first``), an option of another cell is refused. With ``compile``, its step loop runs as
+    compiled blocks of ``compile_block`` steps (``RecurrentCell.compile_loop``)."""
+    if not compile and (compile_block, compile_fallback) != (CellConfig.compile_block, False):
+        raise LongdepsError("cell.compile_block and cell.compile_fallback apply with cell.compile=true only")
+    cell = CELLS.checked(name, options)(input_size, hidden_size, **options)
+    if compile:
+        cell.compile_loop(compile_block, compile_fallback)
+    return cell
 
 
 __all__ = ["ASRNN", "BNLSTM", "CELLS", "GRU", "LSTM", "OrthogonalRNN", "RecurrentCell", "SRN", "State",

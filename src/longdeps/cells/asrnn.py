@@ -23,7 +23,7 @@ thread: about 1.7x the time of ``torch.nn.RNN`` instead of 2.6x):
 
 ``project_input`` gives the first term, ``step_weights`` the matrix
 ``W_f W_hh`` (``recurrent``) and the decoder ``U_f D_f^-1`` (``extra``, the
-row form of ``D_f^-1 U_f^T``); ``unroll`` computes every orthogonal matrix
+row form of ``D_f^-1 U_f^T``); ``loop_inputs`` computes every orthogonal matrix
 once per sequence (``parametrize.cached``).
 
 With ``U_f = I`` and ``D_f = a I`` the step is ``tanh(a z) / a``; as ``a -> 0``
@@ -206,10 +206,10 @@ class ASRNN(OrthogonalRNN):
         """``(U_f, d)``: ``U_f`` ``(H, H)`` and the diagonal ``d = |p| + eps`` ``(H,)`` of ``D_f``."""
         return self.weight_f, self.saturation.abs() + self.saturation_eps
 
-    def unroll(self, x: torch.Tensor, state: State | None = None, t0: int = 0) -> tuple[list[torch.Tensor], State]:
-        """As ``RecurrentCell.unroll``, with every orthogonal matrix computed once for the sequence."""
+    def loop_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, StepWeights]:
+        """As ``RecurrentCell.loop_inputs``, with every orthogonal matrix computed once for the sequence."""
         with parametrize.cached():
-            return super().unroll(x, state, t0)
+            return super().loop_inputs(x)
 
     def project_input(self, x: torch.Tensor) -> torch.Tensor:
         """The encoded input part ``W_f (W_xh x + b)``: ``(..., I) -> (..., H)``."""

@@ -16,7 +16,9 @@ step apart:
 
 ``step(x_t, state, t)`` chains the three. Gradient estimators and probes that
 need every step's state call ``unroll``; ``forward`` uses a fused native
-kernel instead where the cell has one and ``native`` is on.
+kernel instead where the cell has one and ``native`` is on, and else, after
+``compile_loop(block)`` (``cell.compile=true``), runs the step loop as
+torch.compile'd blocks of steps (``longdeps.cells.compiled``).
 
 Gaussian diffusion (``longdeps.continuation``) smooths a cell by replacing
 each nonlinearity its ``update`` applies through ``activation`` with its
@@ -48,6 +50,7 @@ from typing import Any, Callable, Iterable, Iterator, Union
 import torch
 from torch import nn
 
+from longdeps.cells.compiled import CompiledLoop
 from longdeps.errors import LongdepsError
 from longdeps.functional.diffused import DIFFUSED, PLAIN
 
@@ -129,6 +132,7 @@ class RecurrentCell(nn.Module, ABC):
         self.smoothing = 0.0  #: diffusion sigma; set with ``set_smoothing``
         self.propagate = False  #: whether smoothing carries the state's variance; set with ``set_smoothing``
         self._widths: list[torch.Tensor] | None = None  #: where ``diffusion_width`` records, while recording
+        self.compiled: CompiledLoop | None = None  #: ``forward``'s step loop as compiled blocks (``compile_loop``)
 
     # -- what a cell defines ------------------------------------------------
     @abstractmethod
@@ -152,9 +156,17 @@ class RecurrentCell(nn.Module, ABC):
         """The new state from the projected input ``u`` ``(..., P)``, the recurrent
         input ``gh`` ``(..., G)`` and the previous ``state``; ``t`` is the step
         (0-based), or a ``range`` of steps when the inputs hold all steps at
-        once (leading dims ``(T, B)``). A cell with a ``diffused`` form takes
-        ``u`` from ``project`` apart with ``diffusion_width`` and applies those
-        nonlinearities through ``activation``."""
+        once (leading dims ``(T, B)``); in a compiled block, the step's row of
+        ``step_rows`` instead (None for a cell without them). A cell with a
+        ``diffused`` form takes ``u`` from ``project`` apart with
+        ``diffusion_width`` and applies those nonlinearities through
+        ``activation``."""
+
+    def step_rows(self, steps: range) -> Any:
+        """What ``update`` reads at ``steps`` through ``t``, as tensors (or nested tuples of them) with one
+        row per step, for a compiled block: a step index would change from block to block and make
+        torch.compile compile every block again. None here: ``update`` does not read ``t``."""
+        return None
 
     def before_evaluation(self, model: nn.Module, training_inputs: Iterable[torch.Tensor]) -> int:
         """Work a cell does before its ``model`` is evaluated, reading (lazily) time-major training
@@ -270,6 +282,11 @@ class RecurrentCell(nn.Module, ABC):
         """Step ``t`` from the projected input ``u_t`` ``(B, P)``."""
         return self.update(u_t, self.recurrent_input(self.hidden(state), weights), state, t, weights)
 
+    def loop_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, StepWeights]:
+        """What a step loop over time-major ``x`` ``(T, B, I)`` reads, each computed once: the projected
+        inputs ``project(x)`` ``(T, B, P)`` and the ``step_weights()``."""
+        return self.project(x), self.step_weights()
+
     def step(self, x_t: torch.Tensor, state: State, t: int = 0) -> State:
         """One time step: ``x_t`` ``(B, I)`` -> new state."""
         return self.recur(self.project(x_t), state, t, self.step_weights())
@@ -291,8 +308,8 @@ class RecurrentCell(nn.Module, ABC):
         """
         if state is None:
             state = self.initial_state(x.shape[1])
-        outputs, weights = [], self.step_weights()
-        for t, u_t in enumerate(self.project(x).unbind(0), start=t0):
+        outputs, (u, weights) = [], self.loop_inputs(x)
+        for t, u_t in enumerate(u.unbind(0), start=t0):
             state = self.recur(u_t, state, t, weights)
             outputs.append(self.hidden(state))
         return outputs, state
@@ -316,10 +333,23 @@ class RecurrentCell(nn.Module, ABC):
         fused = self.native_forward(x, state) if self.fused else None
         if fused is not None:
             outputs, state = fused
+        elif self.compiled is not None and self._widths is None:  # (recording widths is a side effect: eager)
+            outputs, state = self.compiled(x, state, t0)
         else:
             hs, state = self.unroll(x, state, t0)
             outputs = torch.stack(hs)
         return (outputs.transpose(0, 1) if self.batch_first else outputs), state
+
+    def statistics(self) -> dict[str, float]:
+        """What the cell adds to every evaluation record: with a compiled loop, the seconds spent
+        compiling it so far in this process (``compile_seconds``)."""
+        return {} if self.compiled is None else {"compile_seconds": round(self.compiled.seconds, 3)}
+
+    def compile_loop(self, block: int, fallback: bool = False) -> None:
+        """Run ``forward``'s step loop as torch.compile'd blocks of ``block`` steps from now on
+        (``longdeps.cells.compiled``); ``fallback``: run it eagerly where compilation fails, instead
+        of refusing. The parameters and the state dict are unchanged."""
+        self.compiled = CompiledLoop(self, block, fallback)
 
     def zeros(self, batch_size: int) -> torch.Tensor:
         """A ``(B, H)`` zero tensor on the cell's device and dtype."""

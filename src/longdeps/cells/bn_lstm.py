@@ -94,11 +94,19 @@ class BNLSTM(RecurrentCell):
     def step_weights(self) -> StepWeights:
         return StepWeights(self.weight_hh)
 
-    def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range,
+    def step_rows(self, steps: range) -> tuple[tuple[torch.Tensor, ...], ...] | None:
+        """The statistics rows of each batch norm (recurrent, input, cell) at ``steps`` (``TimeBatchNorm.rows``)."""
+        if not self.batch_statistics:
+            return None
+        return tuple(norm.rows(steps) for norm in (self.norm_h, self.norm_x, self.norm_c))
+
+    def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range | tuple,
                weights: StepWeights) -> tuple[torch.Tensor, torch.Tensor]:
+        # t: the step(s), or in a compiled block each norm's statistics at the step (step_rows)
+        t_h, t_x, t_c = t if isinstance(t, tuple) else (t, t, t)
         if self.batch_statistics:
-            gh, u = self.norm_h(gh, t), self.norm_x(u, t)
+            gh, u = self.norm_h(gh, t_h), self.norm_x(u, t_x)
         i, f, g, o = (gh + u + self.bias).chunk(4, -1)
         c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
-        c_out = self.norm_c(c, t) if self.batch_statistics else c + self.beta_c
+        c_out = self.norm_c(c, t_c) if self.batch_statistics else c + self.beta_c
         return torch.sigmoid(o) * torch.tanh(c_out), c

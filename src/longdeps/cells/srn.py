@@ -8,7 +8,7 @@ from torch import nn
 
 from longdeps.cells.base import RecurrentCell, State, StepWeights
 from longdeps.errors import LongdepsError
-from longdeps.functional.diffused import DIFFUSED, VARIANCE
+from longdeps.functional.diffused import MOMENTS
 from longdeps.functional.init import init_weight_
 
 NONLINEARITIES = ("tanh", "relu")
@@ -32,7 +32,7 @@ class SRN(RecurrentCell):
     each other and of the noise (mean field). The pre-activation of unit ``i``
     then has variance ``sigma^2 (||x_t||^2 + 1 + ||m||^2 + sum(v)) + sum_j
     W_ij^2 v_j``, and ``m``, ``v`` at step ``t`` are the diffused mean and the
-    closed-form variance (``functional.diffused.VARIANCE``) at that width.
+    closed-form variance (``functional.diffused.MOMENTS``) at that width.
     """
 
     propagates_moments = True
@@ -71,8 +71,7 @@ class SRN(RecurrentCell):
         v = state[1] if isinstance(state, tuple) else torch.zeros_like(gh)  # a given h_0 is exact
         arriving = self.smoothing ** 2 * v.sum(-1, keepdim=True) + v @ weights.recurrent_t.pow(2)
         u, width = self.diffusion_width(u, state, arriving)
-        z = u + gh
-        return DIFFUSED[self.nonlinearity](z, width), VARIANCE[self.nonlinearity](z, width)
+        return MOMENTS[self.nonlinearity](u + gh, width)
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         outputs, h_n = self.rnn(x, state.unsqueeze(0))

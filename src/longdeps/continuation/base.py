@@ -10,9 +10,10 @@ import torch
 
 from longdeps.config import ContinuationConfig
 from longdeps.model import SequenceModel
+from longdeps.reporting import ReportSection
 
 
-class Continuation:
+class Continuation(ReportSection):
     """No smoothing: the model trains on its own objective throughout.
 
     The trainer calls ``before_step`` before each update and computes the

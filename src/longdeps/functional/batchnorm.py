@@ -61,54 +61,69 @@ class TimeBatchNorm(nn.Module):
         mean[:have], var[:have] = self.running_mean, self.running_var
         self.running_mean, self.running_var = mean[:steps], var[:steps]
 
-    def forward(self, x: torch.Tensor, t: int | range) -> torch.Tensor:
-        single = isinstance(t, int)
-        steps = range(t, t + 1) if single else t
-        # (B, F) as it is, or (T, B, F) as (B, T * F): one feature column per step and feature
-        flat = x if single else x.transpose(0, 1).reshape(x.shape[1], -1)
-        weight = self.weight if single else self.weight.repeat(len(steps))
-        bias = self.bias if single or self.bias is None else self.bias.repeat(len(steps))
-        if self.training:
-            if flat.shape[0] < 2:
-                raise LongdepsError(f"batch norm with batch statistics needs at least 2 sequences a batch, "
-                                    f"got {flat.shape[0]}")
-            self._grow(steps.stop)
-            monitor = self.training and self._sums is None  # update the moving averages, in place
-            mean = self.running_mean[steps.start:steps.stop].view(-1) if monitor else None
-            var = self.running_var[steps.start:steps.stop].view(-1) if monitor else None
-            out, batch_mean, batch_invstd = torch.native_batch_norm(flat, weight, bias, mean, var, True,
-                                                                    self.momentum, self.eps)
-            if self._sums is not None:
-                self._collect(batch_mean, batch_invstd, steps)
-        else:
+    def forward(self, x: torch.Tensor, t: int | range | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``x`` ``(B, F)`` at step ``t`` (an int, or that step's row of each tensor of ``rows``, as a
+        compiled block passes it), or ``(T, B, F)`` at steps ``t`` (a range)."""
+        if isinstance(t, tuple):
+            return self.normalise(x, t, self.weight, self.bias)
+        if isinstance(t, int):
+            return self.normalise(x, [r[0] for r in self.rows(range(t, t + 1))], self.weight, self.bias)
+        # (T, B, F) as (B, T * F): one feature column per step and feature
+        flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+        bias = None if self.bias is None else self.bias.repeat(len(t))
+        out = self.normalise(flat, [r.reshape(-1) for r in self.rows(t)], self.weight.repeat(len(t)), bias)
+        return out.view(x.shape[1], len(t), -1).transpose(0, 1)
+
+    def rows(self, steps: range) -> tuple[torch.Tensor, ...]:
+        """The statistics that ``normalise`` reads at ``steps``, one row per step (``(len(steps), F)``):
+
+        - evaluation: the population ``(mean, var)`` (those of the last step seen, past it);
+        - training: the moving averages ``(mean, var)``, views that it updates in place;
+        - while collecting: views of the sums of the batch means and variances, and of their
+          count ``(len(steps),)``, ``(mean, var, count)``, that it adds to.
+
+        A compiled block of steps takes its rows out before it runs, so that it never sees the step
+        index (an int that changes from block to block would make torch.compile compile every block).
+        """
+        if not self.training:
             last = self.running_mean.shape[0] - 1
             if last < 0:
                 raise LongdepsError("batch norm has no population statistics yet: train the model, or "
                                     "recompute them with recompute_population_statistics")
-            if single:
-                mean, var = self.running_mean[min(t, last)], self.running_var[min(t, last)]
-            else:
-                index = torch.arange(steps.start, steps.stop).clamp(max=last)
-                mean, var = self.running_mean[index].view(-1), self.running_var[index].view(-1)
-            out = F.batch_norm(flat, mean, var, weight, bias, False, 0.0, self.eps)
-        return out if single else out.view(x.shape[1], len(steps), -1).transpose(0, 1)
-
-    # -- population statistics ------------------------------------------------
-    def _collect(self, batch_mean: torch.Tensor, batch_invstd: torch.Tensor, steps: range) -> None:
-        """Add one batch's statistics at ``steps`` (``(T * F,)`` each, as the kernel returns them)
-        to the sums; the biased variance is recovered from ``1 / sqrt(var + eps)`` (to within
-        float rounding of ``eps``; clamped at 0)."""
+            index = torch.arange(steps.start, steps.stop, device=self.running_mean.device).clamp(max=last)
+            return self.running_mean[index], self.running_var[index]
+        if self._sums is None:
+            self._grow(steps.stop)
+            return self.running_mean[steps.start:steps.stop], self.running_var[steps.start:steps.stop]
         mean, var, count = self._sums
         if steps.stop > count.shape[0]:
             extra = steps.stop - count.shape[0]
             mean, var = (torch.cat([s, s.new_zeros(extra, self.features)]) for s in (mean, var))
             count = torch.cat([count, count.new_zeros(extra)])
             self._sums = (mean, var, count)
-        rows = slice(steps.start, steps.stop)
-        mean[rows] += batch_mean.detach().view(len(steps), self.features)
-        var[rows] += batch_invstd.detach().pow(-2).sub_(self.eps).clamp_(min=0).view(len(steps), self.features)
-        count[rows] += 1
+        return mean[steps.start:steps.stop], var[steps.start:steps.stop], count[steps.start:steps.stop]
 
+    def normalise(self, x: torch.Tensor, rows: tuple[torch.Tensor, ...] | list[torch.Tensor], weight: torch.Tensor,
+                  bias: torch.Tensor | None) -> torch.Tensor:
+        """``x`` ``(B, F')`` normalised feature by feature with the statistics ``rows`` of ``rows``, each
+        flattened to ``(F',)`` (a count to ``()`` or ``(T,)``), and the affine ``weight``, ``bias`` ``(F',)``."""
+        if not self.training:
+            return F.batch_norm(x, *rows, weight, bias, False, 0.0, self.eps)
+        if x.shape[0] < 2:
+            raise LongdepsError(f"batch norm with batch statistics needs at least 2 sequences a batch, "
+                                f"got {x.shape[0]}")
+        if len(rows) == 2:  # the moving averages, updated in place by the kernel
+            return torch.native_batch_norm(x, weight, bias, *rows, True, self.momentum, self.eps)[0]
+        # collecting: the biased variance is recovered from 1 / sqrt(var + eps) (to within float
+        # rounding of eps; clamped at 0)
+        out, batch_mean, batch_invstd = torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, self.eps)
+        mean, var, count = rows
+        mean += batch_mean.detach()
+        var += batch_invstd.detach().pow(-2).sub_(self.eps).clamp_(min=0)
+        count += 1
+        return out
+
+    # -- population statistics ------------------------------------------------
     def start_collecting(self) -> None:
         """Start summing batch statistics (room for the steps seen so far; more is added as needed)."""
         mean = torch.zeros_like(self.running_mean)

@@ -17,7 +17,7 @@ absolute error, over every ``x`` and ``s``:
   ``logistic(x) = (1 + tanh(x / 2)) / 2``.
 
 Moment propagation (``continuation.propagate``) also needs the *variance*
-``Var[f(x + s eps)]``, for the nonlinearities an SRN uses (``VARIANCE``):
+``Var[f(x + s eps)]``, for the nonlinearities an SRN uses (``MOMENTS``, with the mean):
 exact for ``relu``; for ``tanh`` from ``E[tanh'] = d/dx E[tanh]`` applied to
 the diffused mean, ``Var ~ (1 - m^2) (1 - 1 / k)`` with ``m`` the diffused
 mean and ``k = sqrt(1 + pi s^2 / 2)``: 0 at ``s = 0``, 1 as ``s -> inf``, and
@@ -73,20 +73,23 @@ def square(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
     return x ** 2 + torch.as_tensor(s, dtype=x.dtype) ** 2
 
 
-def tanh_variance(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
-    """Approximate: ``E[tanh^2] = 1 - E[tanh']`` and ``E[tanh'(x + s eps)] = d/dx E[tanh(x + s eps)]``,
-    which for the diffused mean ``tanh(x / k)`` is ``(1 - tanh^2(x / k)) / k``."""
+def tanh_moments(x: torch.Tensor, s: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (``tanh``) and approximate variance: ``E[tanh^2] = 1 - E[tanh']`` and
+    ``E[tanh'(x + s eps)] = d/dx E[tanh(x + s eps)]``, which for the diffused mean ``m = tanh(x / k)``
+    is ``(1 - m^2) / k``."""
     k = torch.sqrt(1 + (math.pi / 2) * torch.as_tensor(s, dtype=x.dtype) ** 2)
-    return (1 - torch.tanh(x / k) ** 2) * (1 - 1 / k)
+    mean = torch.tanh(x / k)
+    return mean, (1 - mean ** 2) * (1 - 1 / k)
 
 
-def relu_variance(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
-    """Exact: ``E[(x + s eps)^+ ^2] = (x^2 + s^2) Phi(x / s) + x s phi(x / s)``, less the squared mean."""
+def relu_moments(x: torch.Tensor, s: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact mean (``relu``) and variance: ``E[(x + s eps)^+ ^2] = (x^2 + s^2) Phi(x / s) + x s phi(x / s)``
+    less the squared mean."""
     s = torch.as_tensor(s, dtype=x.dtype)
     z = x / s
     cdf, pdf = 0.5 * (1 + torch.erf(z / math.sqrt(2))), torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)
-    second = (x ** 2 + s ** 2) * cdf + x * s * pdf
-    return (second - relu(x, s) ** 2).clamp_min(0)
+    mean = x * cdf + s * pdf
+    return mean, ((x ** 2 + s ** 2) * cdf + x * s * pdf - mean ** 2).clamp_min(0)
 
 
 #: name -> the plain function
@@ -100,13 +103,14 @@ DIFFUSED: dict[str, Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]
     "tanh": tanh, "erf": erf, "sign": sign, "relu": relu, "logistic": logistic, "identity": identity, "square": square,
 }
 
-#: name -> ``Var[f(x + s eps)]`` in closed form, ``f(x, s)``
-VARIANCE: dict[str, Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]] = {
-    "tanh": tanh_variance, "relu": relu_variance,
+#: name -> the mean and the variance of ``f(x + s eps)`` in closed form, ``f(x, s)``; the
+#: mean is the name's ``DIFFUSED`` form
+MOMENTS: dict[str, Callable[[torch.Tensor, torch.Tensor | float], tuple[torch.Tensor, torch.Tensor]]] = {
+    "tanh": tanh_moments, "relu": relu_moments,
 }
 
-#: bounds on the absolute error of ``VARIANCE`` over all ``x``, ``s`` (0 for exact forms)
+#: bounds on the absolute error of the variance of ``MOMENTS`` over all ``x``, ``s`` (0 for exact forms)
 VARIANCE_ERROR_BOUND = {"tanh": 0.063, "relu": 0.0}
 
-__all__ = ["DIFFUSED", "ERROR_BOUND", "PLAIN", "VARIANCE", "VARIANCE_ERROR_BOUND", "erf", "identity", "logistic",
-           "relu", "relu_variance", "sign", "square", "tanh", "tanh_variance"]
+__all__ = ["DIFFUSED", "ERROR_BOUND", "MOMENTS", "PLAIN", "VARIANCE_ERROR_BOUND", "erf", "identity", "logistic",
+           "relu", "relu_moments", "sign", "square", "tanh", "tanh_moments"]

@@ -9,10 +9,11 @@ import torch
 
 from longdeps.cells import State
 from longdeps.model import SequenceModel
+from longdeps.reporting import ReportSection
 from longdeps.tasks.base import Batch, Task
 
 
-class GradientEstimator(ABC):
+class GradientEstimator(ReportSection, ABC):
     """Fills the ``.grad`` of ``model``'s parameters for the batch's mean loss.
 
     ``.grad`` is accumulated into (the trainer zeroes it before each step).

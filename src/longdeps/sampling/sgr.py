@@ -48,6 +48,7 @@ free parameters: the paper's values could not be read.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import torch
@@ -57,6 +58,7 @@ from longdeps.errors import LongdepsError
 from longdeps.gradients import hidden_gradient_norms, long_term_ratio
 from longdeps.gradients.per_example import long_short_gradients
 from longdeps.model import SequenceModel
+from longdeps.reporting import Setting
 from longdeps.sampling.uniform import UniformSampler
 from longdeps.tasks.base import Task
 
@@ -189,6 +191,14 @@ class SGRSampler(UniformSampler):
             return {"sampler_refreshes": refreshes}
         filled, self.filled_batches = self.filled_batches, 0
         return {"sampler_refreshes": refreshes, "sampler_filled_batches": filled}
+
+    @classmethod
+    def report_section(cls, settings: list[Setting], heading: str, out: Path, slug: str) -> list[str]:
+        """"Sampler refreshes": what the refreshes found, per setting, and their plot
+        (``longdeps.sampling.sgr_report``)."""
+        from longdeps.sampling.sgr_report import refresh_section  # matplotlib, for reports only
+
+        return refresh_section(settings, heading, out, slug)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "updates": self.updates, "eligible": self.eligible, "refreshes": self.refreshes,

@@ -9,10 +9,11 @@ import torch
 from longdeps.config import SamplerConfig
 from longdeps.errors import LongdepsError
 from longdeps.model import SequenceModel
+from longdeps.reporting import ReportSection
 from longdeps.tasks.base import Batch, Task
 
 
-class Sampler:
+class Sampler(ReportSection):
     """Chooses the examples of each training batch.
 
     A generated task (``task.train_size is None``) makes a fresh batch for
