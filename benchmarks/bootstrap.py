@@ -15,7 +15,6 @@ markdown table and stores JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
