@@ -114,9 +114,10 @@ def records(result):
     return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines]
 
 
-@pytest.mark.parametrize("name", ["diffusion", "weight-noise"])
+@pytest.mark.parametrize("name", ["diffusion", "diffusion propagate", "weight-noise"])
 def test_runs_log_sigma_and_resume_mid_schedule_reproduces_the_uninterrupted_run(tmp_path, interrupt_and_resume, name):
-    config = RunConfig().with_overrides(SMALL + [f"continuation.name={name}"])
+    name, _, propagate = name.partition(" ")
+    config = RunConfig().with_overrides(SMALL + [f"continuation.name={name}", f"continuation.propagate={bool(propagate)}"])
     whole = run_experiment(config, tmp_path / "a", progress=False)
     sigmas = [r["smoothing"]["sigma"] for r in records(whole)]
     # 6 updates per epoch, 2 epochs per stage: 0.2 up to update 12, 0.1 up to 24, then 0
