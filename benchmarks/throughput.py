@@ -43,21 +43,22 @@ from figures import store_figures
 LOOPS = {
     "srn, step loop": ("srn", {"native": False}, "nn.RNN (tanh)"),
     "srn, smoothed": ("srn", {}, "nn.RNN (tanh)"),
+    "srn, propagated": ("srn", {}, "nn.RNN (tanh)"),
     "asrnn": ("asrnn", {}, "nn.RNN (tanh)"),
     "orthrnn": ("orthrnn", {}, "nn.RNN (tanh)"),
     "lstm, step loop": ("lstm", {"native": False}, "nn.LSTM"),
     "bn-lstm": ("bn-lstm", {}, "nn.LSTM"),
     "gru, step loop": ("gru", {"native": False}, "nn.GRU"),
 }
-SMOOTHING = 0.1  #: diffusion sigma of "srn, smoothed"
+SMOOTHING = 0.1  #: diffusion sigma of "srn, smoothed" and "srn, propagated" (moment propagation)
 
 
 def loop_cell(name: str, hidden: int, **compiled) -> torch.nn.Module:
     """The cell of step-loop variant ``name``; ``compiled``: ``make_cell``'s compile options."""
     cell, options, _ = LOOPS[name]
     module = make_cell(cell, 1, hidden, **options, **compiled)
-    if name == "srn, smoothed":
-        module.set_smoothing(SMOOTHING)
+    if name in ("srn, smoothed", "srn, propagated"):
+        module.set_smoothing(SMOOTHING, propagate=name == "srn, propagated")
     return module
 
 
