@@ -243,10 +243,11 @@ class RecurrentCell(nn.Module, ABC):
         variance from a random ``h_{t-1}``; it is added to ``s^2``, unit by unit."""
         if not self.smoothed:
             return u, None
-        h = self.hidden(state)
-        width = self.smoothing * torch.sqrt(u[..., -1:] + h.pow(2).sum(-1, keepdim=True))
-        if variance is not None:
-            width = torch.sqrt(width ** 2 + variance)
+        squared_norm = u[..., -1:] + self.hidden(state).pow(2).sum(-1, keepdim=True)
+        if variance is None:
+            width = self.smoothing * torch.sqrt(squared_norm)
+        else:
+            width = torch.sqrt(self.smoothing ** 2 * squared_norm + variance)
         if self._widths is not None:
             self._widths.append(width.detach())
         return u[..., :-1], width

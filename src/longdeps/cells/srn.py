@@ -62,14 +62,16 @@ class SRN(RecurrentCell):
         return F.linear(x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
 
     def step_weights(self) -> StepWeights:
-        return StepWeights(self.rnn.weight_hh_l0)
+        """``W_hh``; while propagating, also ``(W_hh^2)^T`` (``extra``), which carries the variance."""
+        weight = self.rnn.weight_hh_l0
+        return StepWeights(weight, extra=weight.pow(2).t() if self.propagating else None)
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int, weights: StepWeights) -> State:
         if not self.propagating:
             u, width = self.diffusion_width(u, state)
             return self.activation(self.nonlinearity, u + gh, width)
         v = state[1] if isinstance(state, tuple) else torch.zeros_like(gh)  # a given h_0 is exact
-        arriving = self.smoothing ** 2 * v.sum(-1, keepdim=True) + v @ weights.recurrent_t.pow(2)
+        arriving = self.smoothing ** 2 * v.sum(-1, keepdim=True) + v @ weights.extra
         u, width = self.diffusion_width(u, state, arriving)
         return MOMENTS[self.nonlinearity](u + gh, width)
 

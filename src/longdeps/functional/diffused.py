@@ -36,9 +36,14 @@ import torch
 ERROR_BOUND = {"tanh": 0.0354, "logistic": 0.0177, "erf": 0.0, "sign": 0.0, "relu": 0.0, "identity": 0.0, "square": 0.0}
 
 
+def tanh_scale(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """``k = sqrt(1 + pi s^2 / 2)``: diffused at width ``s``, tanh's argument is divided by ``k``."""
+    return torch.sqrt(1 + (math.pi / 2) * torch.as_tensor(s, dtype=x.dtype) ** 2)
+
+
 def tanh(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
     """Approximate: tanh(z) ~ erf(sqrt(pi) z / 2), whose diffusion is exact (see ``erf``), mapped back to tanh."""
-    return torch.tanh(x / torch.sqrt(1 + (math.pi / 2) * torch.as_tensor(s, dtype=x.dtype) ** 2))
+    return torch.tanh(x / tanh_scale(x, s))
 
 
 def erf(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
@@ -51,11 +56,17 @@ def sign(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
     return torch.erf(x / (math.sqrt(2) * torch.as_tensor(s, dtype=x.dtype)))
 
 
-def relu(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
-    """Exact: E[(x + s eps)^+] = x Phi(x / s) + s phi(x / s), integrating over eps > -x / s."""
+def normal_at(x: torch.Tensor, s: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(s, Phi(x / s), phi(x / s))``: ``s`` as a tensor, the standard normal CDF and density at ``x / s``."""
     s = torch.as_tensor(s, dtype=x.dtype)
     z = x / s
-    return x * 0.5 * (1 + torch.erf(z / math.sqrt(2))) + s * torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)
+    return s, 0.5 * (1 + torch.erf(z / math.sqrt(2))), torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)
+
+
+def relu(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
+    """Exact: E[(x + s eps)^+] = x Phi(x / s) + s phi(x / s), integrating over eps > -x / s."""
+    s, cdf, pdf = normal_at(x, s)
+    return x * cdf + s * pdf
 
 
 def logistic(x: torch.Tensor, s: torch.Tensor | float) -> torch.Tensor:
@@ -77,7 +88,7 @@ def tanh_moments(x: torch.Tensor, s: torch.Tensor | float) -> tuple[torch.Tensor
     """Mean (``tanh``) and approximate variance: ``E[tanh^2] = 1 - E[tanh']`` and
     ``E[tanh'(x + s eps)] = d/dx E[tanh(x + s eps)]``, which for the diffused mean ``m = tanh(x / k)``
     is ``(1 - m^2) / k``."""
-    k = torch.sqrt(1 + (math.pi / 2) * torch.as_tensor(s, dtype=x.dtype) ** 2)
+    k = tanh_scale(x, s)
     mean = torch.tanh(x / k)
     return mean, (1 - mean ** 2) * (1 - 1 / k)
 
@@ -85,9 +96,7 @@ def tanh_moments(x: torch.Tensor, s: torch.Tensor | float) -> tuple[torch.Tensor
 def relu_moments(x: torch.Tensor, s: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact mean (``relu``) and variance: ``E[(x + s eps)^+ ^2] = (x^2 + s^2) Phi(x / s) + x s phi(x / s)``
     less the squared mean."""
-    s = torch.as_tensor(s, dtype=x.dtype)
-    z = x / s
-    cdf, pdf = 0.5 * (1 + torch.erf(z / math.sqrt(2))), torch.exp(-0.5 * z ** 2) / math.sqrt(2 * math.pi)
+    s, cdf, pdf = normal_at(x, s)
     mean = x * cdf + s * pdf
     return mean, ((x ** 2 + s ** 2) * cdf + x * s * pdf - mean ** 2).clamp_min(0)
 
