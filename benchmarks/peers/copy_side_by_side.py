@@ -136,13 +136,13 @@ def reference_losses(checkout: Path, peer: str, seq_len: int, updates: int, seed
         return json.loads(out.read_text())
 
 
-def our_losses(peer: str, seq_len: int, updates: int, seed: int) -> list[float]:
-    """Training losses of the matched longdeps model, one per update."""
+def our_losses(peer: str, seq_len: int, updates: int, seed: int, extra: tuple[str, ...] = ()) -> list[float]:
+    """Training losses of the matched longdeps model, with the overrides ``extra`` on top, one per update."""
     from longdeps.config import RunConfig
     from longdeps.experiment import Run
     from longdeps.store import ResultStore
 
-    config = RunConfig().with_overrides(COMMON + PEERS[peer]["ours"] +
+    config = RunConfig().with_overrides(COMMON + PEERS[peer]["ours"] + list(extra) +
                                         [f"task.seq_len={seq_len}", f"train.seed={seed}"])
     with tempfile.TemporaryDirectory() as root:
         run = Run(config, ResultStore(root))
@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--window", type=int, default=50, help="updates per table row (default 50)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of every run (default 1)")
+    parser.add_argument("--also", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="one more longdeps column per seed, the matched model with this override (e.g. "
+                             "cell.orientation=B); for each pair that sets the key to another value")
     parser.add_argument("--out", type=Path, help="also write the table (and the raw losses, .json) here")
     parser.add_argument("--child", nargs=6, metavar=("PEER", "CHECKOUT", "T", "UPDATES", "SEED", "OUT"),
                         help=argparse.SUPPRESS)
@@ -220,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             series[f"{peer} code, seed {seed}"] = reference_losses(checkout, peer, args.seq_len, args.updates, seed,
                                                                    args.threads)
             series[f"longdeps {ours}, seed {seed}"] = our_losses(peer, args.seq_len, args.updates, seed)
+            for override in args.also:
+                key = override.split("=")[0] + "="
+                if override not in PEERS[peer]["ours"] and any(o.startswith(key) for o in PEERS[peer]["ours"]):
+                    series[f"longdeps {ours} {override}, seed {seed}"] = our_losses(
+                        peer, args.seq_len, args.updates, seed, (override,))
             print(f"{peer} seed {seed}: done", file=sys.stderr)
     text = (f"Copy task (exprnn layout), T = {args.seq_len}, batch 128: training loss / memoryless baseline "
             f"({baseline:.5f}), mean over each window of {args.window} updates.\n\n"
