@@ -33,7 +33,6 @@ kept for the next step, as the ``longdeps`` commands do
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from longdeps.allocator import keep_freed_memory
 from longdeps.cells import make_cell
 
 from figures import store_figures
+from timing import interleaved_medians, matmuls_only
 
 EPS = 1e-5
 batch_norm_backward = torch.ops.aten.native_batch_norm_backward
@@ -111,17 +111,6 @@ class Unrolled:
             grad_h = grad_gh.mm(w_hh)
         grad_w_ih = grad_wx.flatten(0, 1).t().mm(self.x.flatten(0, 1))
         return grad_w_hh, grad_w_ih
-
-
-def matmuls_only(w: torch.Tensor, steps: int, batch: int) -> None:
-    """The three recurrent matrix products of every step of one training step."""
-    h = torch.randn(batch, w.shape[1])
-    grad = torch.randn(batch, w.shape[0])
-    grad_w = torch.zeros_like(w)
-    for _ in range(steps):
-        h.mm(w.t())
-        grad.mm(w)
-        grad_w.addmm_(grad.t(), h)
 
 
 def functional_step(cell, u: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,7 +231,7 @@ def main() -> None:
         return step
 
     variants = {"nn.LSTM": through_autograd(native),
-                "matmuls only": lambda: matmuls_only(cell.weight_hh.detach(), args.steps, args.batch),
+                "matmuls only": lambda: matmuls_only([cell.weight_hh.detach()], args.steps, args.batch),
                 "bn-lstm": through_autograd(cell),
                 "bn-lstm, no autograd": unrolled.step}
     # every BN-LSTM variant must give the library cell's gradients
@@ -263,15 +252,7 @@ def main() -> None:
         print(f"building and checking the kernel took {time.perf_counter() - start:.0f} s")
         variants[name]()
         check_gradients(name, (cell.weight_hh.grad, cell.weight_ih.grad), expected)
-    times = {name: [] for name in variants}
-    for step in variants.values():  # warm-up
-        step()
-    for _ in range(args.repeats):
-        for name, step in variants.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    medians = interleaved_medians(variants, args.repeats)
     rows = [{"variant": name, "ms": round(median * 1e3, 1), "ratio": round(median / medians["nn.LSTM"], 2),
              "ratio_to_matmuls": round(median / medians["matmuls only"], 2)} for name, median in medians.items()]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, T {args.steps}, batch {args.batch}, "
