@@ -298,10 +298,10 @@ def test_make_cell_with_options_and_from_the_config():
     assert cell.uf_group == "orthogonal" and cell.saturation_eps == 1e-5 and cell.rebase_every == 100
     assert cell.parametrizations.weight_f[0].orthogonal_map == "cayley" and torch.equal(cell.saturation, torch.zeros(8))
     config = RunConfig().with_overrides(["cell.name=asrnn", "cell.saturation_low=0.8", "cell.saturation_high=3",
-                                         "cell.saturation_eps=0", "cell.uf_group=default"]).cell
-    assert config.options() == {"native": True, "saturation_low": 0.8, "saturation_high": 3.0, "saturation_eps": 0.0,
-                                "uf_group": "default"}
-    assert make_cell(config.name, 1, 4, **config.options()).saturation.min() >= 0.8
+                                         "cell.saturation_eps=0", "cell.uf_group=default"])
+    assert config.options("cell") == {"native": True, "saturation_low": 0.8, "saturation_high": 3.0,
+                                      "saturation_eps": 0.0, "uf_group": "default"}
+    assert make_cell(config.cell.name, 1, 4, **config.options("cell")).saturation.min() >= 0.8
     assert make_cell("orthrnn", 1, 4, nonlinearity="linear").nonlinearity == "linear"
 
 

@@ -9,7 +9,7 @@ import torch
 
 from longdeps import LongdepsError
 from longdeps.cells import SRN
-from longdeps.config import ContinuationConfig, RunConfig
+from longdeps.config import RunConfig
 from longdeps.continuation import SigmaSchedule, WeightNoise, make_continuation
 from longdeps.experiment import Run, run_experiment
 from longdeps.model import SequenceModel
@@ -17,7 +17,7 @@ from longdeps.store import ResultStore
 
 
 def schedule(updates_per_epoch=None, **fields):
-    return SigmaSchedule(ContinuationConfig(**{"sigma0": 0.4, "stages": 3, "stage_length": 10, **fields}), updates_per_epoch)
+    return SigmaSchedule(**{"sigma0": 0.4, "stages": 3, "stage_length": 10, **fields}, updates_per_epoch=updates_per_epoch)
 
 
 @pytest.mark.parametrize("shape, levels", [
@@ -59,7 +59,7 @@ def model(cell_name="srn"):
 
 def test_weight_noise_perturbs_only_inside_the_update_and_restores_bit_for_bit():
     m = model()
-    noise = make_continuation(ContinuationConfig(name="weight-noise", sigma0=0.5), m, seed=4)
+    noise = make_continuation("weight-noise", model=m, seed=4, sigma0=0.5)
     before = {name: p.detach().clone() for name, p in m.named_parameters()}
     assert noise.before_step(0, m) == {"sigma": 0.5}
     with noise.perturbation(m):
@@ -75,7 +75,7 @@ def test_weight_noise_perturbs_only_inside_the_update_and_restores_bit_for_bit()
 
 def test_weight_noise_is_fresh_each_update_and_the_same_for_the_same_update():
     m = model()
-    noise = WeightNoise(ContinuationConfig(name="weight-noise"), m, None, seed=0)
+    noise = WeightNoise(seed=0)
 
     def draw(step):
         noise.before_step(step, m)
@@ -89,7 +89,7 @@ def test_weight_noise_is_fresh_each_update_and_the_same_for_the_same_update():
 
 def test_diffusion_sets_the_cells_sigma_and_rejects_cells_without_a_diffused_form():
     m = model()
-    diffusion = make_continuation(ContinuationConfig(name="diffusion", sigma0=0.3, stages=1, stage_length=5), m)
+    diffusion = make_continuation("diffusion", model=m, sigma0=0.3, stages=1, stage_length=5)
     assert diffusion.before_step(4, m) == {"sigma": 0.3} and m.cell.smoothing == 0.3
     assert diffusion.before_step(5, m) == {"sigma": 0.0} and m.cell.smoothing == 0.0
     config = RunConfig().with_overrides(["cell.name=asrnn", "continuation.name=diffusion", "cell.hidden_size=4"])
@@ -100,7 +100,7 @@ def test_diffusion_sets_the_cells_sigma_and_rejects_cells_without_a_diffused_for
 
 def test_unknown_continuation_is_named():
     with pytest.raises(LongdepsError, match="unknown continuation 'heat'"):
-        make_continuation(ContinuationConfig(name="heat"), model())
+        make_continuation("heat", model=model())
 
 
 SMALL = ["task.seq_len=10", "task.val_size=100", "task.test_size=100", "task.train_size=96", "cell.name=srn",
@@ -172,7 +172,7 @@ def test_evaluations_log_the_diffusion_width_actually_applied(tmp_path):
 
     torch.manual_seed(0)
     model = SequenceModel(SRN(2, 5), 1, "last")
-    continuation = make_continuation(ContinuationConfig(name="diffusion", sigma0=0.4), model)
+    continuation = make_continuation("diffusion", model=model, sigma0=0.4)
     continuation.before_step(0, model)
     x = torch.randn(6, 3, 2)
     got = continuation.statistics(model, x)

@@ -1,7 +1,6 @@
 """Sampling-based gradient regularisation: the ratio rho_i against per-example float64
 autograd, the band, re-entry after a refresh, the fill rule, and resume."""
 
-import dataclasses
 import json
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 
 from longdeps import LongdepsError
 from longdeps.cells import CELLS, make_cell
-from longdeps.config import RunConfig, SamplerConfig
+from longdeps.config import RunConfig
 from longdeps.experiment import Run
 from longdeps.functional.batchnorm import recompute_population_statistics
 from longdeps.cells import detach_state
@@ -51,11 +50,11 @@ def sgr_setup(size=30, **options):
     torch.manual_seed(0)
     task = make_task("adding", seq_len=10, variant="cn2016", train_size=size)
     model = SequenceModel(make_cell("srn", task.input_size, 8), task.output_size, task.readout)
-    return task, model, SamplerConfig(name="sgr", pool_size=None, **{"min_eligible": 5, **options})
+    return task, model, {"pool_size": None, "min_eligible": 5, **options}
 
 
 def log_rho_all(task, model):
-    sampler = make_sampler(SamplerConfig(name="sgr", pool_size=None), task, model)
+    sampler = make_sampler("sgr", task=task, model=model, pool_size=None)
     return sampler.estimate(torch.arange(task.train_size))
 
 
@@ -65,7 +64,8 @@ def test_only_examples_in_the_band_are_drawn_and_all_of_them_are():
     low, high = log_rho.quantile(0.2).item(), log_rho.quantile(0.8).item()
     in_band = {i for i in range(task.train_size) if low <= log_rho[i] <= high}
     assert 5 <= len(in_band) < task.train_size
-    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=low, log10_rho_max=high, refresh_every=1000), task, model)
+    sampler = make_sampler("sgr", task=task, model=model,
+                           **dict(config, log10_rho_min=low, log10_rho_max=high, refresh_every=1000))
     gen = torch.Generator().manual_seed(0)
     drawn = torch.cat([sampler.choose(5, gen) for _ in range(20)]).tolist()
     assert set(drawn) == in_band
@@ -79,7 +79,8 @@ def test_excluded_examples_re_enter_after_a_refresh_when_their_ratio_moves_into_
     task, model, config = sgr_setup()
     before = log_rho_all(task, model)
     high = before.median().item()
-    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=-30.0, log10_rho_max=high, refresh_every=4), task, model)
+    sampler = make_sampler("sgr", task=task, model=model,
+                           **dict(config, log10_rho_min=-30.0, log10_rho_max=high, refresh_every=4))
     gen = torch.Generator().manual_seed(0)
     first = set(torch.cat([sampler.choose(5, gen) for _ in range(4)]).tolist())
     excluded = {i for i in range(task.train_size) if before[i] > high}
@@ -100,7 +101,8 @@ def test_fill_rule_takes_the_examples_closest_to_the_band_and_is_recorded():
     ranked = log_rho.argsort(descending=True)
     # a band above every estimate that holds just the two largest ratios
     low = log_rho[ranked[1]].item()
-    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=low, log10_rho_max=low + 50, min_eligible=6), task, model)
+    sampler = make_sampler("sgr", task=task, model=model,
+                           **dict(config, log10_rho_min=low, log10_rho_max=low + 50, min_eligible=6))
     drawn = sampler.choose(5, torch.Generator().manual_seed(0))
     assert set(sampler.eligible.tolist()) == set(ranked[:6].tolist())
     assert set(drawn.tolist()) <= set(ranked[:6].tolist())
@@ -111,16 +113,16 @@ def test_fill_rule_takes_the_examples_closest_to_the_band_and_is_recorded():
 def test_bad_settings_get_one_line_errors():
     task, model, config = sgr_setup()
     with pytest.raises(LongdepsError, match="unknown sampler.rule 'pairs'; choose from example, batch"):
-        make_sampler(dataclasses.replace(config, rule="pairs"), task, model)
+        make_sampler("sgr", task=task, model=model, **dict(config, rule="pairs"))
     with pytest.raises(LongdepsError, match="^sampler 'sgr' cannot be combined with task 'adding': it needs a fixed, "
                                             r"unordered training set \(task.train_size\)$"):
-        make_sampler(config, make_task("adding", seq_len=10), model)
+        make_sampler("sgr", task=make_task("adding", seq_len=10), model=model, **config)
     with pytest.raises(LongdepsError, match="^sampler.batch_tries=7 applies to sampler.rule=batch only, not example$"):
-        make_sampler(dataclasses.replace(config, batch_tries=7), task, model)
+        make_sampler("sgr", task=task, model=model, **dict(config, batch_tries=7))
     with pytest.raises(LongdepsError, match="^sampler.pool_size=10 applies to sgr only, not sampler 'uniform'$"):
-        make_sampler(SamplerConfig(pool_size=10), task, model)
+        make_sampler("uniform", task=task, model=model, pool_size=10)
     with pytest.raises(LongdepsError, match=r"sampler.early_step must be in \[0, 9\] for sequences of 10 steps, got 10"):
-        make_sampler(dataclasses.replace(config, early_step=10), task, model).choose(5, torch.Generator())
+        make_sampler("sgr", task=task, model=model, **dict(config, early_step=10)).choose(5, torch.Generator())
 
 
 @pytest.mark.parametrize("rule", ["example", "batch"])
@@ -208,12 +210,12 @@ def test_batch_bound_is_never_below_the_batch_long_term_gradient_norm(cell, task
 
 def test_batch_rule_draws_only_batches_in_the_band_or_counts_them_as_filled():
     task, model = batch_rule_setup()
-    config = SamplerConfig(name="sgr", rule="batch", pool_size=None, early_step=4, batch_tries=50, refresh_every=1000)
-    probe = make_sampler(config, task, model)
+    config = {"rule": "batch", "pool_size": None, "early_step": 4, "batch_tries": 50, "refresh_every": 1000}
+    probe = make_sampler("sgr", task=task, model=model, **config)
     probe.refresh_batches(5, torch.Generator().manual_seed(0))
     _, log_ratio = probe.candidates(5, torch.Generator().manual_seed(1))
     low, high = log_ratio.quantile(0.3).item(), log_ratio.quantile(0.7).item()
-    sampler = make_sampler(dataclasses.replace(config, log10_rho_min=low, log10_rho_max=high), task, model)
+    sampler = make_sampler("sgr", task=task, model=model, **dict(config, log10_rho_min=low, log10_rho_max=high))
     gen = torch.Generator().manual_seed(4)
     long, short = long_short_gradients(model, task.train_examples(torch.arange(40)), task, boundary=4)
     for _ in range(15):
@@ -221,7 +223,7 @@ def test_batch_rule_draws_only_batches_in_the_band_or_counts_them_as_filled():
         ratio = long[index].norm(dim=1).mean() / short[index].mean(0).norm()
         assert low - 1e-4 <= ratio.log10() <= high + 1e-4  # float32, summed in another order
     assert sampler.statistics()["sampler_filled_batches"] == 0
-    nowhere = make_sampler(dataclasses.replace(config, log10_rho_min=50.0, log10_rho_max=60.0), task, model)
+    nowhere = make_sampler("sgr", task=task, model=model, **dict(config, log10_rho_min=50.0, log10_rho_max=60.0))
     for _ in range(3):
         nowhere.choose(5, gen)
     stats = nowhere.statistics()

@@ -83,11 +83,6 @@ class CellConfig:
     compile_block: int = ranged(16, "positive")  #: compile: steps per compiled block
     compile_fallback: bool = False  #: compile: run eagerly, with a warning, where compilation fails, instead of refusing
 
-    def options(self) -> dict[str, Any]:
-        """The keyword arguments of ``make_cell`` that are set (the ``EXECUTION_FIELDS``: away from their default)."""
-        skip = {"name", "hidden_size"}
-        return {k: v for k, v in RunConfig(cell=self).to_dict()["cell"].items() if k not in skip and v is not None}
-
 
 @dataclass(frozen=True)
 class ReadoutConfig:
@@ -117,10 +112,6 @@ class GradientConfig:
     jacobian_examples: int | None = ranged(None, "positive")  #: dsf stationary: examples of the batch it is taken over (default 8)
     #: dsf: steps back each error travels through the exact Jacobians before the feedback (default 0)
     exact_window: int | None = ranged(None, "non-negative")
-
-    def options(self) -> dict[str, Any]:
-        """The estimator's options (every field but the name and the clipping bound)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "clip_norm")}
 
 
 @dataclass(frozen=True)
@@ -219,6 +210,14 @@ class RunConfig:
                     del data[section][name]
         return data
 
+    def options(self, section: str) -> dict[str, Any]:
+        """The keyword options of the component section ``section`` names, as its ``make_<kind>``
+        takes them: every field but ``name`` and the ``NOT_OPTIONS``, less those left at a default of
+        None (the component's own default) and the ``EXECUTION_FIELDS`` at theirs."""
+        skip = {"name", *NOT_OPTIONS.get(section, ())}
+        return {key: value for key, value in self.to_dict()[section].items()
+                if key not in skip and not (value is None and getattr(SECTIONS[section], key) is None)}
+
     def run_id(self) -> str:
         """12 hex digits of the SHA-256 of the canonical JSON of the config without its ``EXECUTION_FIELDS``."""
         text = json.dumps(self.to_dict(identity=True), sort_keys=True, separators=(",", ":"))
@@ -265,6 +264,10 @@ SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
 #: defaults, so that the records of runs that do not set them (config.json, the store) read as
 #: before the fields existed, and group with them in reports.
 EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_block", "compile_fallback")}
+
+#: the fields of a component's section that are not its options: what it is built with (the
+#: cell's width) or what the trainer reads (the clipping bound)
+NOT_OPTIONS: dict[str, tuple[str, ...]] = {"cell": ("hidden_size",), "gradient": ("clip_norm",)}
 
 
 def validate(config: RunConfig) -> RunConfig:

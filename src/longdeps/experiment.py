@@ -66,16 +66,15 @@ class Run:
         tc = config.train
 
         torch.manual_seed(tc.seed)
-        t = config.task
-        self.task = make_task(t.name, t.seq_len, t.variant, val_size=t.val_size, test_size=t.test_size,
-                              train_size=t.train_size, data_seed=t.data_seed, data_dir=data_dir)
-        cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.cell.options())
+        self.task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
+        cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.options("cell"))
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout, config.readout.init,
                                    config.readout.scale).to(self.device)
-        self.estimator = make_estimator(config.gradient.name, seed=tc.seed, **config.gradient.options())
-        self.sampler = make_sampler(config.sampler, self.task, self.model)
-        self.continuation = make_continuation(config.continuation, self.model, self.task.updates_per_epoch(tc.batch_size),
-                                              tc.seed)
+        self.estimator = make_estimator(config.gradient.name, seed=tc.seed, **config.options("gradient"))
+        self.sampler = make_sampler(config.sampler.name, task=self.task, model=self.model, **config.options("sampler"))
+        self.continuation = make_continuation(config.continuation.name, model=self.model, seed=tc.seed,
+                                              updates_per_epoch=self.task.updates_per_epoch(tc.batch_size),
+                                              **config.options("continuation"))
         self.optimizer = make_optimizer(config.optimizer, self.model)
         self.folder = RunFolder(store, self.run_id, tc.log)
         self.data_generator = seeded_generator("train-batches", tc.seed)

@@ -2,18 +2,20 @@
 continuations and tasks (``docs/architecture.md``, "Adding a component").
 
 A component is a class registered under a name (``cls.name``) with a one-line description
-(``cls.description``). As data on the class it declares
+(``cls.description``). It declares
 
-- ``options``: the fields of its config section it reads (besides those every component of its
-  kind takes, the registry's ``shared``): its constructor's keyword parameters, or an ``options``
-  tuple where the constructor takes the section's config object; a field set to anything but its default for a component
-  that does not read it is refused with one line naming it;
-- ``needs``: capability -> the peer (``"cell"`` or ``"task"``) that must provide it; a peer lists
-  what it provides in ``provides``, and a combination it lacks is refused with one line naming both.
+- its ``options``: the keyword parameters of its constructor, typed, with their defaults (where it
+  takes ``**options``, the registry's ``shared`` ones, which every component of its kind takes, go
+  there); a field of its config section set to anything but its default for a component that does
+  not read it is refused with one line naming it;
+- as data on the class, its ``needs``: capability -> the peer (``"cell"`` or ``"task"``) that must
+  provide it; a peer lists what it provides in ``provides``, and a combination it lacks is refused
+  with one line naming both.
 
-Each kind builds through one function, ``make_<kind>``, which calls ``Registry.checked`` and then the
-class: cells and estimators from a name and keyword options (``make_cell(name, I, H, **options)``),
-samplers and continuations from their config section's object (``make_sampler(config, task, model)``).
+Each kind builds the same way, through ``Registry.build``:
+``make_<kind>(name, <what it is built with, as keywords>, **options)``, e.g.
+``make_sampler("sgr", task=task, model=model, rule="batch")`` or
+``make_continuation("diffusion", model=model, sigma0=1.0)``.
 """
 
 from __future__ import annotations
@@ -83,18 +85,38 @@ class Registry(dict):
                 raise LongdepsError(f"{self.kind} {name!r} cannot be combined with {role} {peer.name!r}: it needs "
                                     f"{CAPABILITIES[capability]}")
 
-    def checked(self, name: str, options: dict[str, Any], peers: dict[str, Any] | None = None) -> type:
-        """The class of ``name`` once its ``options`` and its needs of ``peers`` are checked."""
+    def build(self, name: str, options: dict[str, Any], peers: dict[str, Any] | None = None, **context: Any) -> Any:
+        """Component ``name`` built with ``context`` (what the components of this kind are built with;
+        what its constructor does not name it is not given) and its ``options``, once they and its
+        needs of ``peers`` are checked. An option it does not read, left at its default, is not given."""
         self.check_options(name, options)
         self.check_needs(name, peers or {})
-        return self[name]
+        cls = self[name]
+        named = options_of(cls)
+        forwards = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values())
+        reads = set(named) | (set(self.shared) if forwards else set())
+        return cls(**{key: value for key, value in context.items() if key in named},
+                   **{key: value for key, value in options.items() if key in reads})
 
 
 def options_of(cls: type) -> tuple[str, ...]:
-    """The options a component reads: its ``options`` where it declares them (components built from
-    their section's config object), else the keyword parameters of its constructor."""
-    declared = getattr(cls, "options", None)
-    return tuple(inspect.signature(cls).parameters) if declared is None else declared
+    """The parameters a component's constructor names (its options, and what it is built with)."""
+    parameters = inspect.signature(cls).parameters.values()
+    return tuple(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def check_variant(section: str, switch: str, chosen: str, variants: dict[str, tuple[str, ...]], given: dict[str, Any],
+                  cls: type) -> None:
+    """Within one component: refuse, in one line, an unknown value ``chosen`` of its option ``switch``
+    (``variants``: each value -> the options only it reads), and an option of ``given`` that only
+    other values read set to anything but its default in ``cls``'s constructor."""
+    if chosen not in variants:
+        raise LongdepsError(f"unknown {section}.{switch} {chosen!r}; choose from {', '.join(variants)}")
+    defaults = inspect.signature(cls).parameters
+    for key, value in given.items():
+        if key not in variants[chosen] and value != defaults[key].default:
+            takers = ", ".join(variant for variant, keys in variants.items() if key in keys)
+            raise LongdepsError(f"{section}.{key}={value!r} applies to {section}.{switch}={takers} only, not {chosen}")
 
 
 def defaults_of(section: type) -> dict[str, Any]:

@@ -30,12 +30,13 @@ CELLS.add("orthrnn", OrthogonalRNN, "orthogonal RNN (expRNN-style): W_hh orthogo
 
 def make_cell(name: str, input_size: int, hidden_size: int, compile: bool = False,
               compile_block: int = CellConfig.compile_block, compile_fallback: bool = False, **options) -> RecurrentCell:
-    """Build cell ``name``; ``options`` are keyword arguments of its class (``cell.*`` config fields,
-    ``batch_first``), an option of another cell is refused. With ``compile``, its step loop runs as
-    compiled blocks of ``compile_block`` steps (``RecurrentCell.compile_loop``)."""
+    """Build cell ``name`` from ``input_size`` to ``hidden_size`` units; ``options`` are keyword arguments
+    of its class (``cell.*`` config fields, ``batch_first``), an option of another cell is refused. With
+    ``compile``, its step loop runs as compiled blocks of ``compile_block`` steps
+    (``RecurrentCell.compile_loop``)."""
     if not compile and (compile_block, compile_fallback) != (CellConfig.compile_block, False):
         raise LongdepsError("cell.compile_block and cell.compile_fallback apply with cell.compile=true only")
-    cell = CELLS.checked(name, options)(input_size, hidden_size, **options)
+    cell = CELLS.build(name, options, input_size=input_size, hidden_size=hidden_size)
     if compile:
         cell.compile_loop(compile_block, compile_fallback)
     return cell

@@ -8,8 +8,6 @@ perturbing the cell's weights (see ``longdeps.continuation.diffusion``).
 
 from __future__ import annotations
 
-import dataclasses
-
 from fractions import Fraction
 
 from longdeps.config import ContinuationConfig
@@ -17,11 +15,11 @@ from longdeps.continuation.base import Continuation
 from longdeps.continuation.diffusion import Diffusion, WeightNoise
 from longdeps.continuation.schedule import SigmaSchedule
 from longdeps.model import SequenceModel
-from longdeps.registry import Registry, defaults_of
+from longdeps.registry import Registry, defaults_of, options_of
 
-#: the schedule's fields, which every continuation takes (``none`` ignores them: a suite's
+#: the schedule's options, which every continuation takes (``none`` ignores them: a suite's
 #: control runs share the schedule of the runs they are compared with)
-SCHEDULE = ("sigma0", "shape", "ratio", "stages", "stage_length", "unit")
+SCHEDULE = tuple(name for name in options_of(SigmaSchedule) if name != "updates_per_epoch")
 CONTINUATIONS = Registry("continuation", "continuation", defaults_of(ContinuationConfig), shared=SCHEDULE)
 CONTINUATIONS.add("none", Continuation, "no smoothing: the model trains on its own objective")
 CONTINUATIONS.add("diffusion", Diffusion, "the closed-form Gaussian-diffused cell, sigma lowered along the schedule "
@@ -30,14 +28,14 @@ CONTINUATIONS.add("weight-noise", WeightNoise, "Gaussian noise of scale sigma on
                                                "update: the sampled counterpart of diffusion")
 
 
-def make_continuation(config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None = None,
-                      seed: int = 0) -> Continuation:
-    """The continuation ``config.name`` for ``model``; ``updates_per_epoch`` (None for
-    generated tasks) converts epoch schedules, ``seed`` seeds weight noise. A field of
-    ``config`` set for another continuation, or a cell it cannot smooth, is refused."""
-    options = {key: value for key, value in dataclasses.asdict(config).items() if key != "name"}
-    cls = CONTINUATIONS.checked(config.name, options, {"cell": model.cell})
-    return cls(config, model, updates_per_epoch, seed)
+def make_continuation(name: str, *, model: SequenceModel, updates_per_epoch: Fraction | None = None, seed: int = 0,
+                      **options) -> Continuation:
+    """The continuation ``name`` for ``model`` with its keyword ``options`` (``continuation.*`` config
+    fields: the schedule's, ``propagate``); ``updates_per_epoch`` (None for generated tasks) converts
+    epoch schedules, ``seed`` seeds weight noise. An option of another continuation, or a cell it
+    cannot smooth, is refused."""
+    return CONTINUATIONS.build(name, options, {"cell": model.cell}, model=model, updates_per_epoch=updates_per_epoch,
+                               seed=seed)
 
 
 __all__ = ["CONTINUATIONS", "Continuation", "Diffusion", "SigmaSchedule", "WeightNoise", "make_continuation"]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from fractions import Fraction
 from typing import ContextManager
 
 import torch
 
-from longdeps.config import ContinuationConfig
 from longdeps.model import SequenceModel
 from longdeps.reporting import ReportSection
 
@@ -17,14 +15,11 @@ class Continuation(ReportSection):
     """No smoothing: the model trains on its own objective throughout.
 
     The trainer calls ``before_step`` before each update and computes the
-    update's gradient inside ``perturbation``.
+    update's gradient inside ``perturbation``. A continuation's constructor names what it is
+    built with among ``model`` (the model it smooths), ``updates_per_epoch`` (None for generated
+    tasks; for epoch schedules) and ``seed`` (the run's), then its options; ``**schedule`` takes
+    the ``SigmaSchedule``'s.
     """
-
-    options: tuple[str, ...] = ()  #: beyond the schedule (``longdeps.continuation.SCHEDULE``)
-
-    def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
-        """Every continuation is built from its config, the model it smooths, the updates per
-        epoch (None for generated tasks; for epoch schedules) and the run's seed."""
 
     def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
         """Set the smoothing level for update ``step`` (0-based); returns what to log with evaluations."""

@@ -23,7 +23,6 @@ from typing import Iterator
 
 import torch
 
-from longdeps.config import ContinuationConfig
 from longdeps.continuation.base import Continuation
 from longdeps.continuation.schedule import SigmaSchedule
 from longdeps.model import SequenceModel
@@ -37,11 +36,12 @@ class Diffusion(Continuation):
     """
 
     needs = {"diffused form": "cell"}
-    options = ("propagate",)
 
-    def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
-        self.schedule = SigmaSchedule(config, updates_per_epoch)
-        self.propagate = config.propagate
+    def __init__(self, model: SequenceModel, updates_per_epoch: Fraction | None = None, propagate: bool = False,
+                 **schedule):
+        """``propagate``: the cell carries each unit's variance through time (moment propagation)."""
+        self.schedule = SigmaSchedule(**schedule, updates_per_epoch=updates_per_epoch)
+        self.propagate = propagate
         model.cell.set_smoothing(self.schedule(0), self.propagate)
 
     def before_step(self, step: int, model: SequenceModel) -> dict[str, float]:
@@ -72,8 +72,8 @@ class WeightNoise(Continuation):
     (``seed``, ``step``), so a resumed run draws the same noise.
     """
 
-    def __init__(self, config: ContinuationConfig, model: SequenceModel, updates_per_epoch: Fraction | None, seed: int):
-        self.schedule = SigmaSchedule(config, updates_per_epoch)
+    def __init__(self, updates_per_epoch: Fraction | None = None, seed: int = 0, **schedule):
+        self.schedule = SigmaSchedule(**schedule, updates_per_epoch=updates_per_epoch)
         self.seed = seed
         self.sigma, self.step = 0.0, 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from longdeps.config import ContinuationConfig
 from longdeps.errors import LongdepsError
 
 SHAPES = ("geometric", "linear", "cosine")
@@ -27,17 +26,17 @@ class SigmaSchedule:
     ``updates_per_epoch`` as ``Fraction(train_size, batch_size)``).
     """
 
-    def __init__(self, config: ContinuationConfig, updates_per_epoch: Fraction | float | None = None):
-        c = config
-        if c.shape not in SHAPES:
-            raise LongdepsError(f"unknown continuation.shape {c.shape!r}; choose from {', '.join(SHAPES)}")
-        if c.unit not in UNITS:
-            raise LongdepsError(f"unknown continuation.unit {c.unit!r}; choose from {', '.join(UNITS)}")
-        if c.unit == "epochs" and updates_per_epoch is None:
+    def __init__(self, sigma0: float = 0.1, shape: str = "geometric", ratio: float = 0.5, stages: int = 4,
+                 stage_length: float = 100.0, unit: str = "updates", updates_per_epoch: Fraction | float | None = None):
+        if shape not in SHAPES:
+            raise LongdepsError(f"unknown continuation.shape {shape!r}; choose from {', '.join(SHAPES)}")
+        if unit not in UNITS:
+            raise LongdepsError(f"unknown continuation.unit {unit!r}; choose from {', '.join(UNITS)}")
+        if unit == "epochs" and updates_per_epoch is None:
             raise LongdepsError("continuation.unit=epochs needs a finite training set (set task.train_size)")
-        self.config = config
+        self.sigma0, self.shape, self.ratio, self.stages = sigma0, shape, ratio, stages
         #: updates per stage, exact
-        self.stage_updates = Fraction(c.stage_length) * (Fraction(updates_per_epoch) if c.unit == "epochs" else 1)
+        self.stage_updates = Fraction(stage_length) * (Fraction(updates_per_epoch) if unit == "epochs" else 1)
 
     def stage(self, step: int) -> int:
         """The stage of update ``step`` (0-based); ``stages`` and above are the final stage at 0."""
@@ -45,16 +44,16 @@ class SigmaSchedule:
 
     def __call__(self, step: int) -> float:
         """sigma for update ``step``."""
-        c, k = self.config, self.stage(step)
-        if k >= c.stages:
+        k = self.stage(step)
+        if k >= self.stages:
             return 0.0
-        if c.shape == "geometric":
-            return c.sigma0 * c.ratio ** k
-        if c.shape == "linear":
-            return c.sigma0 * (1 - k / c.stages)
-        return c.sigma0 * (1 + math.cos(math.pi * k / c.stages)) / 2
+        if self.shape == "geometric":
+            return self.sigma0 * self.ratio ** k
+        if self.shape == "linear":
+            return self.sigma0 * (1 - k / self.stages)
+        return self.sigma0 * (1 + math.cos(math.pi * k / self.stages)) / 2
 
     @property
     def end(self) -> int:
         """The first update of the final stage (sigma = 0 from there on)."""
-        return math.ceil(self.config.stages * self.stage_updates)
+        return math.ceil(self.stages * self.stage_updates)

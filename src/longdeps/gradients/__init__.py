@@ -13,7 +13,7 @@ from longdeps.gradients.bptt import BPTT
 from longdeps.gradients.dsf import DSF, FEEDBACKS
 from longdeps.gradients.profile import hidden_gradient_norms, long_term_ratio
 from longdeps.gradients.tbptt import TBPTT
-from longdeps.registry import Registry, defaults_of, options_of
+from longdeps.registry import Registry, defaults_of
 
 ESTIMATORS = Registry("gradient estimator", "gradient", defaults_of(GradientConfig))
 ESTIMATORS.add("bptt", BPTT, "exact backpropagation through time")
@@ -24,13 +24,9 @@ ESTIMATORS.add("dsf", DSF, "stationary state feedback (Caillon et al. 2025): one
 
 def make_estimator(name: str, *, seed: int = 0, **options) -> GradientEstimator:
     """Build estimator ``name`` with the ``options`` it takes (``gradient.*`` config fields:
-    ``truncation`` for tbptt; ``feedback``, ``feedback_low``, ... for dsf; None: the
-    estimator's default); an option that only another estimator takes is refused unless it
-    is None. ``seed`` is the run's."""
-    cls = ESTIMATORS.checked(name, options)
-    takes = options_of(cls)
-    kwargs = {key: value for key, value in options.items() if key in takes and value is not None}
-    return cls(**kwargs, **({"seed": seed} if "seed" in takes else {}))
+    ``truncation`` for tbptt; ``feedback``, ``feedback_low``, ... for dsf); an option that only
+    another estimator takes is refused unless it is at its default. ``seed`` is the run's."""
+    return ESTIMATORS.build(name, options, seed=seed)
 
 
 __all__ = ["BPTT", "DSF", "ESTIMATORS", "FEEDBACKS", "GradientEstimator", "TBPTT", "alignment", "hidden_gradient_norms",

@@ -66,7 +66,6 @@ would be the upper layer's local input derivative applied to its ``g_t``.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -79,17 +78,18 @@ from longdeps.functional.scan import linear_scan
 from longdeps.gradients.base import GradientEstimator
 from longdeps.gradients.jacobian import flatten_state, state_parts, step_jacobians, unflatten_state
 from longdeps.model import SequenceModel
+from longdeps.registry import check_variant
 from longdeps.seeding import seeded_generator
 from longdeps.tasks.base import Batch, Task
 
-FEEDBACKS = ("stationary", "stationary-diagonal", "uniform", "constant")
-#: the options each feedback reads, besides ``exact_window`` (every feedback's)
+#: each feedback and the options it reads, besides ``exact_window`` (every feedback's)
 FEEDBACK_OPTIONS = {
     "stationary": ("refresh_every", "jacobian_steps", "jacobian_examples"),
     "stationary-diagonal": ("refresh_every", "jacobian_steps", "jacobian_examples"),
     "uniform": ("feedback_low", "feedback_high"),
     "constant": ("feedback_low", "feedback_high"),
 }
+FEEDBACKS = tuple(FEEDBACK_OPTIONS)
 RADIUS = 0.999  #: largest |eigenvalue| (or diagonal entry) a stationary feedback keeps
 MAX_CONDITION = 1e4  #: above this condition number of the eigenvectors the scan runs on A itself
 
@@ -112,15 +112,9 @@ class DSF(GradientEstimator):
     def __init__(self, feedback: str = "stationary", feedback_low: float = 0.0, feedback_high: float = 1.0,
                  seed: int = 0, refresh_every: int = 50, jacobian_steps: int = 8, jacobian_examples: int = 8,
                  exact_window: int = 0, scan_backend: str = "auto", block: int = 64):
-        if feedback not in FEEDBACKS:
-            raise LongdepsError(f"unknown gradient.feedback {feedback!r}; choose from {', '.join(FEEDBACKS)}")
         given = {"feedback_low": feedback_low, "feedback_high": feedback_high, "refresh_every": refresh_every,
                  "jacobian_steps": jacobian_steps, "jacobian_examples": jacobian_examples}
-        defaults = inspect.signature(DSF).parameters
-        for key, value in given.items():
-            if key not in FEEDBACK_OPTIONS[feedback] and value != defaults[key].default:
-                takers = ", ".join(kind for kind, keys in FEEDBACK_OPTIONS.items() if key in keys)
-                raise LongdepsError(f"gradient.{key}={value!r} applies to gradient.feedback={takers} only, not {feedback}")
+        check_variant("gradient", "feedback", feedback, FEEDBACK_OPTIONS, given, DSF)
         if not feedback_low <= feedback_high:
             raise LongdepsError(f"dsf feedback range needs low <= high, got [{feedback_low}, {feedback_high}]")
         if feedback == "constant" and feedback_low != feedback_high:

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from longdeps.config import SamplerConfig
 from longdeps.model import SequenceModel
 from longdeps.registry import Registry, defaults_of
@@ -21,13 +19,12 @@ SAMPLERS.add("sgr", SGRSampler, "sampling-based gradient regularisation (Chernod
                                 "batches whose long-term gradient ratio lies in a band")
 
 
-def make_sampler(config: SamplerConfig, task: Task, model: SequenceModel | None = None) -> Sampler:
-    """Build sampler ``config.name`` for ``task``; ``model`` is the network being trained
-    (samplers that choose by the model's gradients need it). A field of ``config`` set for
-    another sampler is refused."""
-    options = {key: value for key, value in dataclasses.asdict(config).items() if key != "name"}
+def make_sampler(name: str, *, task: Task, model: SequenceModel | None = None, **options) -> Sampler:
+    """Build sampler ``name`` for ``task`` with its keyword ``options`` (``sampler.*`` config fields);
+    ``model`` is the network being trained (samplers that choose by the model's gradients need it).
+    An option of another sampler is refused."""
     peers = {"task": task, "cell": None if model is None else model.cell}
-    return SAMPLERS.checked(config.name, options, peers)(task, model, config)
+    return SAMPLERS.build(name, options, peers, task=task, model=model)
 
 
 __all__ = ["SAMPLERS", "SGRSampler", "Sampler", "UniformSampler", "make_sampler"]

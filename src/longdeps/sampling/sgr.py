@@ -53,45 +53,50 @@ from typing import Any, Iterator
 
 import torch
 
-from longdeps.config import SamplerConfig
-from longdeps.errors import LongdepsError
 from longdeps.gradients import hidden_gradient_norms, long_term_ratio
 from longdeps.gradients.per_example import long_short_gradients
 from longdeps.model import SequenceModel
+from longdeps.registry import check_variant
 from longdeps.reporting import Setting
 from longdeps.sampling.uniform import UniformSampler
 from longdeps.tasks.base import Task
 
 #: the quantiles of log10 rho recorded at every refresh
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-RULES = ("example", "batch")
-#: the options only one rule reads
+#: each rule and the options only it reads
 RULE_OPTIONS = {"example": ("min_eligible",), "batch": ("batch_tries",)}
 
 
 class SGRSampler(UniformSampler):
     """Draws batches from the pool examples whose ``log10 rho`` lies in the safe band.
 
+    Args (see the module docstring):
+        replacement: independent draws from the eligible examples instead of shuffled passes.
+        log10_rho_min, log10_rho_max: the band, in log10 rho (log10 R under rule=batch).
+        early_step: k0, the 0-based step whose gradient norm rho compares with the last step's.
+        refresh_every: updates between two refreshes (a new pool each time).
+        pool_size: training examples drawn and estimated at each refresh (None: all).
+        min_eligible: rule=example: batches are drawn from this many examples at least (the closest to the band).
+        rule: ``example`` or ``batch``.
+        batch_tries: rule=batch: candidate batches drawn per update.
+
     ``eligible`` holds the training-set indices batches are drawn from until
     the next refresh; ``position`` and ``order`` count and order the draws
     from the current eligible set (they restart at every refresh).
     """
 
-    options = ("replacement", "log10_rho_min", "log10_rho_max", "early_step", "refresh_every", "pool_size",
-               "min_eligible", "rule", "batch_tries")
     #: it estimates examples one by one from a fixed training set
     needs = {"fixed training set": "task", "independent examples": "cell"}
 
-    def __init__(self, task: Task, model: SequenceModel, config: SamplerConfig):
-        super().__init__(task, model, config)
-        if config.rule not in RULES:
-            raise LongdepsError(f"unknown sampler.rule {config.rule!r}; choose from {', '.join(RULES)}")
-        other = next(rule for rule in RULES if rule != config.rule)
-        for key in RULE_OPTIONS[other]:
-            value = getattr(config, key)
-            if value != getattr(SamplerConfig(), key):
-                raise LongdepsError(f"sampler.{key}={value!r} applies to sampler.rule={other} only, not {config.rule}")
-        self.pool_size = min(config.pool_size or task.train_size, task.train_size)
+    def __init__(self, task: Task, model: SequenceModel, replacement: bool = False, log10_rho_min: float = -3.5,
+                 log10_rho_max: float = 0.5, early_step: int = 0, refresh_every: int = 50, pool_size: int | None = 1000,
+                 min_eligible: int = 250, rule: str = "example", batch_tries: int = 100):
+        super().__init__(task, model, replacement)
+        check_variant("sampler", "rule", rule, RULE_OPTIONS, {"min_eligible": min_eligible, "batch_tries": batch_tries},
+                      SGRSampler)
+        self.log10_rho_min, self.log10_rho_max, self.early_step = log10_rho_min, log10_rho_max, early_step
+        self.refresh_every, self.min_eligible, self.rule, self.batch_tries = refresh_every, min_eligible, rule, batch_tries
+        self.pool_size = min(pool_size or task.train_size, task.train_size)
         self.updates = 0  #: batches drawn so far
         self.eligible: torch.Tensor | None = None  #: training-set indices batches are drawn from now
         self.refreshes: list[dict[str, Any]] = []  #: statistics of the refreshes not yet reported
@@ -101,8 +106,8 @@ class SGRSampler(UniformSampler):
         self.filled_batches = 0  #: rule=batch: batches taken outside the band since the last report
 
     def choose(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        batch_rule = self.config.rule == "batch"
-        if self.updates % self.config.refresh_every == 0:
+        batch_rule = self.rule == "batch"
+        if self.updates % self.refresh_every == 0:
             (self.refresh_batches if batch_rule else self.refresh)(batch_size, generator)
         self.updates += 1
         if batch_rule:
@@ -116,13 +121,13 @@ class SGRSampler(UniformSampler):
 
     def band_distance(self, log_values: torch.Tensor) -> torch.Tensor:
         """How far each ``log10`` value lies outside the band (0 inside)."""
-        low, high = self.config.log10_rho_min, self.config.log10_rho_max
+        low, high = self.log10_rho_min, self.log10_rho_max
         return (low - log_values).clamp_min(0) + (log_values - high).clamp_min(0)
 
     def candidates(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """rule=batch: ``batch_tries`` batches of pool positions drawn uniformly ``(N, b)`` and their
         ``log10 R`` ``(N,)``."""
-        drawn = torch.randint(len(self.eligible), (self.config.batch_tries, batch_size), generator=generator)
+        drawn = torch.randint(len(self.eligible), (self.batch_tries, batch_size), generator=generator)
         bound = self.long_norms[drawn].mean(1)
         short = self.gram[drawn[:, :, None], drawn[:, None, :]].sum((1, 2)).clamp_min(0).sqrt() / batch_size
         return drawn, (bound / short).log10()
@@ -133,7 +138,7 @@ class SGRSampler(UniformSampler):
         self.eligible = torch.randperm(self.task.train_size, generator=generator)[:self.pool_size]
         with self.evaluating() as device:
             long, short = long_short_gradients(self.model, self.task.train_examples(self.eligible).to(device), self.task,
-                                               self.config.early_step)
+                                               self.early_step)
         self.long_norms, self.gram = long.norm(dim=1).cpu(), (short @ short.T).cpu()
         _, log_ratio = self.candidates(batch_size, generator)
         in_band = int((self.band_distance(log_ratio) == 0).sum())
@@ -144,7 +149,7 @@ class SGRSampler(UniformSampler):
         ``(P,)``."""
         with self.evaluating() as device:
             norms = hidden_gradient_norms(self.model, self.task.train_examples(index).to(device), self.task, unit_output=True)
-        return long_term_ratio(norms, self.config.early_step).log10().cpu()
+        return long_term_ratio(norms, self.early_step).log10().cpu()
 
     @contextmanager
     def evaluating(self) -> Iterator[torch.device]:
@@ -163,7 +168,7 @@ class SGRSampler(UniformSampler):
         log_rho = self.estimate(pool)
         distance = self.band_distance(log_rho)
         inside = distance == 0
-        need = min(max(self.config.min_eligible, batch_size), self.pool_size)
+        need = min(max(self.min_eligible, batch_size), self.pool_size)
         in_band = int(inside.sum())
         if in_band >= need:
             self.eligible, filled = pool[inside], 0
@@ -177,9 +182,9 @@ class SGRSampler(UniformSampler):
         under rule=batch) in the band, ``filled`` added from outside it, quantiles of ``log_values``."""
         quantiles = torch.quantile(log_values.double(), torch.tensor(QUANTILES, dtype=torch.float64), interpolation="nearest")
         self.refreshes.append({
-            "update": self.updates, "rule": self.config.rule, "pool": size, "in_band": in_band,
+            "update": self.updates, "rule": self.rule, "pool": size, "in_band": in_band,
             "eligible_fraction": in_band / size, "filled": filled,
-            "band": [self.config.log10_rho_min, self.config.log10_rho_max],
+            "band": [self.log10_rho_min, self.log10_rho_max],
             "log10_rho_quantiles": {f"q{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles)},
         })
 
@@ -187,7 +192,7 @@ class SGRSampler(UniformSampler):
         """``{"sampler_refreshes": [...]}``: one record per refresh since the last call; under
         rule=batch also ``sampler_filled_batches``, the batches taken outside the band."""
         refreshes, self.refreshes = self.refreshes, []
-        if self.config.rule != "batch":
+        if self.rule != "batch":
             return {"sampler_refreshes": refreshes}
         filled, self.filled_batches = self.filled_batches, 0
         return {"sampler_refreshes": refreshes, "sampler_filled_batches": filled}

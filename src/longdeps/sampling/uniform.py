@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from longdeps.config import SamplerConfig
 from longdeps.errors import LongdepsError
 from longdeps.model import SequenceModel
 from longdeps.reporting import ReportSection
@@ -28,10 +27,9 @@ class Sampler(ReportSection):
 
     name: str
 
-    def __init__(self, task: Task, model: SequenceModel | None, config: SamplerConfig):
+    def __init__(self, task: Task, model: SequenceModel | None = None):
         self.task = task
         self.model = model
-        self.config = config
         self.position = 0  #: examples (or, for ordered tasks, segments) drawn so far
 
     def next_batch(self, batch_size: int, generator: torch.Generator) -> Batch:
@@ -63,13 +61,12 @@ class Sampler(ReportSection):
 
 class UniformSampler(Sampler):
     """Every example equally likely: shuffled epochs (each example once per
-    epoch, a new order every epoch), or with ``config.replacement``
-    independent uniform draws (as ``randi`` in Chernodub & Nowicki's code)."""
+    epoch, a new order every epoch), or with ``replacement`` independent
+    uniform draws (as ``randi`` in Chernodub & Nowicki's code)."""
 
-    options = ("replacement",)
-
-    def __init__(self, task: Task, model: SequenceModel | None, config: SamplerConfig):
-        super().__init__(task, model, config)
+    def __init__(self, task: Task, model: SequenceModel | None = None, replacement: bool = False):
+        super().__init__(task, model)
+        self.replacement = replacement
         self.order: torch.Tensor | None = None
 
     def choose(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
@@ -77,8 +74,8 @@ class UniformSampler(Sampler):
 
     def draw(self, size: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """``batch_size`` positions in ``[0, size)``: the next ones of shuffled passes, or
-        independent draws with ``config.replacement``."""
-        if self.config.replacement:
+        independent draws with ``replacement``."""
+        if self.replacement:
             self.position += batch_size
             return torch.randint(size, (batch_size,), generator=generator)
         if batch_size > size:

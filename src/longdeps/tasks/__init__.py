@@ -22,7 +22,7 @@ def register(cls: type[Task]) -> type[Task]:
 
 def make_task(name: str, seq_len: int | None = None, variant: str | None = None, **options) -> Task:
     """Build the task ``name``; ``options`` go to its constructor (val_size, data_seed, ...)."""
-    return TASKS.checked(name, options)(seq_len=seq_len, variant=variant, **options)
+    return TASKS.build(name, {"seq_len": seq_len, "variant": variant, **options})
 
 
 from longdeps.tasks import images, synthetic, text, timeseries  # noqa: E402,F401  (each registers its tasks)
