@@ -78,6 +78,7 @@ def test_compiled_bn_lstm_population_pass_and_evaluation_match_eager():
     fast, eager = pair("bn-lstm")
     x = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
     assert_agree(fast, eager, x)
+    graphs = compiled.graphs_compiled
     batches = [torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64) for _ in range(3)]
     assert recompute_population_statistics(fast, batches) == recompute_population_statistics(eager, batches) == 3
     for key, value in eager.state_dict().items():
@@ -86,6 +87,9 @@ def test_compiled_bn_lstm_population_pass_and_evaluation_match_eager():
     longer = torch.randn(STEPS + BLOCK, BATCH, INPUT, dtype=torch.float64)  # steps past the last seen in training
     with torch.no_grad():
         torch.testing.assert_close(fast(longer)[0], eager(longer)[0], rtol=1e-9, atol=1e-12)
+    assert compiled.graphs_compiled == graphs  # without autograd the eager loop runs: no graph compiled
+    torch.testing.assert_close(fast(longer)[0], eager(longer)[0], rtol=1e-9, atol=1e-12)  # evaluation under autograd
+    assert compiled.graphs_compiled > graphs
 
 
 def test_a_shorter_last_block_and_a_later_first_step_match_eager():

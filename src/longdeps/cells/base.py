@@ -334,7 +334,8 @@ class RecurrentCell(nn.Module, ABC):
         fused = self.native_forward(x, state) if self.fused else None
         if fused is not None:
             outputs, state = fused
-        elif self.compiled is not None and self._widths is None:  # (recording widths is a side effect: eager)
+        elif self.compiled is not None and self._widths is None and torch.is_grad_enabled():
+            # (compiled where autograd records; recording widths is a side effect: eager)
             outputs, state = self.compiled(x, state, t0)
         else:
             hs, state = self.unroll(x, state, t0)

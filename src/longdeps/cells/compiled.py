@@ -6,15 +6,21 @@ few kernels: one autograd node per block instead of a dozen per step. It compute
 as the step loop ``unroll`` (to float rounding), and ``unroll`` itself stays eager: the hidden
 outputs it returns are the very tensors the next step reads, which a block's are not.
 
+Only a forward that autograd records (a training step) runs the compiled blocks; a forward
+without autograd (evaluation, BN-LSTM's population pass) runs the eager loop: each mode and batch
+size of those passes is a graph of its own, and compiling them cost more than they saved (200
+BN-LSTM updates on permuted MNIST: 132 s compiling, 326 s in all against 214 s eager; training
+graph only: 55 s compiling, 219 s in all; ``docs/results/benchmarks/compile-end-to-end.md``).
+
 The block function is compiled once per kind of input and reused, by every cell of the same kind
 and options in the process (dynamo guards on what its trace read, not on the cell object). Its
 inputs are the block's projected inputs, the state, the step weights and, for cells with per-step
 statistics (BN-LSTM), their rows for the block's steps as tensors (``RecurrentCell.step_rows``)
 instead of the step index, an int that would change from one block to the next and make dynamo
-compile every block. New graphs are compiled for a new mode (training, evaluation, no autograd),
-the first change of batch size or of smoothing sigma (after which dynamo keeps them symbolic) and
-a shorter last block; a new graph's backward is compiled at once, so that the time spent
-compiling can be counted (``CompiledLoop.seconds``).
+compile every block. New graphs are compiled for a new mode (training or evaluation under
+autograd), the first change of batch size or of smoothing sigma (after which dynamo keeps them
+symbolic) and a shorter last block; a new graph's backward is compiled at once, so that the time
+spent compiling can be counted (``CompiledLoop.seconds``).
 
 Compilation needs a working C++ compiler on CPU (torch's inductor backend). Where torch.compile
 fails, the first call raises a one-line ``LongdepsError`` naming the problem; with ``fallback``
