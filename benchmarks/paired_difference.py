@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from longdeps.report import epochs
 from longdeps.store import ResultStore
 
 from figures import store_figures
@@ -125,13 +126,12 @@ def main() -> None:
             rows.append({"group": label, "value": value, "seeds": seeds, **figures,
                          "per_seed": {"value": {k: v.tolist() for k, v in ours.items()},
                                       "baseline": {k: v.tolist() for k, v in theirs.items()}}})
-            epoch = config["task"]["train_size"] / config["train"]["batch_size"] if config["task"]["train_size"] else None
-            if epoch:
-                figures["epochs_quartiles"] = [u / epoch for u in figures["updates_quartiles"]]
-                figures["epochs_quartiles_baseline"] = [u / epoch for u in figures["updates_quartiles_baseline"]]
             q, qb = figures["updates_quartiles"], figures["updates_quartiles_baseline"]
-            in_epochs = (f" ({q[1] / epoch:.0f} [{q[0] / epoch:.0f}, {q[2] / epoch:.0f}] vs "
-                         f"{qb[1] / epoch:.0f} [{qb[0] / epoch:.0f}, {qb[2] / epoch:.0f}] epochs)") if epoch else ""
+            in_epochs = ""
+            if epochs(config, 1):
+                e, eb = figures["epochs_quartiles"], figures["epochs_quartiles_baseline"] = (
+                    [epochs(config, u) for u in q], [epochs(config, u) for u in qb])
+                in_epochs = f" ({e[1]:.0f} [{e[0]:.0f}, {e[2]:.0f}] vs {eb[1]:.0f} [{eb[0]:.0f}, {eb[2]:.0f}] epochs)"
             low, high = figures["solved_difference_interval"]
             rlow, rhigh = figures["median_ratio_interval"]
             tlow, thigh = figures["test_difference_interval"]

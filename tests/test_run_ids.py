@@ -1,7 +1,8 @@
 """Run ids are the names of results on disk: the same settings must keep the same id. Pinned
 for every suite shipped and a few single runs; a new config field changes them all (it is part
 of the hashed config), so a change here must be deliberate, and results roots from before it
-are not resumed."""
+are not resumed. After such a change, ``python tests/test_run_ids.py`` prints the pins of the
+suite files as they are now, to paste into ``SUITES``."""
 
 import hashlib
 from pathlib import Path
@@ -41,18 +42,33 @@ RUNS = [
 ]
 
 
+def shipped_suites() -> list[str]:
+    """Every suite file in the repository, relative to its root."""
+    return sorted(str(p.relative_to(ROOT)) for folder in ("benchmarks", "src/longdeps/suites")
+                  for p in (ROOT / folder).glob("*.yaml"))
+
+
+def pin(path: str) -> tuple[int, str]:
+    """The runs of suite ``path`` and the first 16 hex digits of the SHA-256 of their ids joined by commas."""
+    ids = [config.run_id() for config in load_suite(str(ROOT / path)).configs()]
+    return len(ids), hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
+
+
 def test_every_suite_file_is_pinned():
-    shipped = {str(p.relative_to(ROOT)) for folder in ("benchmarks", "src/longdeps/suites")
-               for p in (ROOT / folder).glob("*.yaml")}
-    assert shipped <= set(SUITES), f"pin the run ids of {sorted(shipped - set(SUITES))}"
+    missing = sorted(set(shipped_suites()) - set(SUITES))
+    assert not missing, f"pin the run ids of {missing}"
 
 
 @pytest.mark.parametrize("path", SUITES)
 def test_suite_run_ids_are_unchanged(path):
-    ids = [config.run_id() for config in load_suite(str(ROOT / path)).configs()]
-    assert (len(ids), hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]) == SUITES[path]
+    assert pin(path) == SUITES[path]
 
 
 @pytest.mark.parametrize("overrides,run_id", RUNS)
 def test_run_ids_are_unchanged(overrides, run_id):
     assert RunConfig().with_overrides(overrides).run_id() == run_id
+
+
+if __name__ == "__main__":
+    for path in shipped_suites():
+        print(f"    {path!r}: {pin(path)!r},".replace("'", '"'))

@@ -67,11 +67,16 @@ DEFINING = ("cell.name", "cell.hidden_size", "gradient.name", "gradient.truncati
 PROFILE_FLOOR = 1e-30
 
 
-def _epochs(run: dict[str, Any], step: int) -> float | None:
-    """Passes over the finite training set in ``step`` updates (None for generated tasks)."""
-    config = json.loads(run["config"])
+def epochs(config: dict[str, Any], updates: float) -> float | None:
+    """Passes over the finite training set in ``updates`` updates of a run with ``config`` (its
+    ``to_dict()``); None for generated tasks."""
     size = config["task"]["train_size"]
-    return step * config["train"]["batch_size"] / size if size else None
+    return updates * config["train"]["batch_size"] / size if size else None
+
+
+def _epochs(run: dict[str, Any], step: int) -> float | None:
+    """``epochs`` of a store row ``run``."""
+    return epochs(json.loads(run["config"]), step)
 
 
 def _without_seed(config: dict[str, Any]) -> dict[str, Any]:
