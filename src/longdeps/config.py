@@ -72,7 +72,7 @@ class CellConfig:
     orthogonal_map: str | None = None
     rebase_every: int | None = ranged(None, "positive")  #: asrnn, orthrnn: dynamic trivialisation every K updates (None: static)
     project_every: int | None = ranged(None, "positive")  #: asrnn, orthrnn: SVD re-projection of the bases every M-th rebase (default 1)
-    orientation: str | None = None  #: asrnn, orthrnn: W_hh = B (default) | BT (W_hh = B^T, the expRNN code's h @ B)
+    orientation: str | None = None  #: asrnn, orthrnn: B (W_hh = B; asrnn's default) | BT (W_hh = B^T, the expRNN code's h @ B; orthrnn's)
     saturation_low: float | None = ranged(None, "finite", at_most="saturation_high")  #: asrnn: p ~ U(low, high); MNIST 0.02 (default), copy 0, PTB 0.8
     saturation_high: float | None = ranged(None, "finite")  #: asrnn: MNIST 0.02 (default), copy 0, PTB 3
     saturation_eps: float | None = ranged(None, "non-negative")  #: asrnn: D_f = diag(|p| + eps); MNIST 0.01 (default), copy 1e-5, PTB 0
