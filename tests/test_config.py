@@ -40,7 +40,8 @@ def test_overrides_are_typed_and_run_id_follows_settings():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("cell.hidden=3", "unknown config key cell.hidden"),
+    ("cell.hidden=3", "^cell 'lstm' takes no option 'hidden'$"),
+    ("optimizer.momentun=0.9", "unknown config key optimizer.momentun"),
     ("cell.hidden_size=abc", "cell.hidden_size must be int, got 'abc'"),
     ("cell.hidden_size=2.5", "cell.hidden_size must be int, got '2.5'"),
     ("train.stop_when_solved=maybe", "train.stop_when_solved must be bool"),

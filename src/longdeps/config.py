@@ -4,7 +4,9 @@ A ``RunConfig`` is built from defaults, a YAML/TOML file, and ``key=value``
 overrides with dotted names (``cell.hidden_size=64``). Its canonical JSON
 hashes to the run id, so the same settings always name the same run; the
 ``EXECUTION_FIELDS``, which say how a run is computed rather than what, are
-left out of it.
+left out of it. A section that chooses a component (``Component``) also
+takes the options of that component it does not declare (``cell.scale=0.5``
+for a cell whose constructor has ``scale``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from longdeps.errors import LongdepsError
+from longdeps.registry import defaults_of, registry_of
 
 #: the ranges a numeric field may declare: name -> (test, how the error states it); every range is finite
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
@@ -40,7 +43,17 @@ def ranged(default: Any, kind: str, at_most: str | None = None) -> Any:
 
 
 @dataclass(frozen=True)
-class TaskConfig:
+class Component:
+    """A section whose ``name`` chooses a component from its registry (``registry.REGISTRIES``). Besides
+    its fields it holds the options of that component which it does not declare: ``more``, (key, value)
+    pairs sorted by key, each of the type the component's constructor gives it, written flat by
+    ``RunConfig.to_dict`` (so that a config without any hashes as before they existed)."""
+
+    more: tuple[tuple[str, Any], ...] = field(default=(), kw_only=True)
+
+
+@dataclass(frozen=True)
+class TaskConfig(Component):
     """Which task, at which length; validation/test sets are fixed by ``data_seed``."""
 
     name: str = "adding"
@@ -53,7 +66,7 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
-class CellConfig:
+class CellConfig(Component):
     """Which cell; options left at None take the cell's own default."""
 
     name: str = "lstm"
@@ -95,7 +108,7 @@ class ReadoutConfig:
 
 
 @dataclass(frozen=True)
-class GradientConfig:
+class GradientConfig(Component):
     """How gradients are obtained through time, and clipped."""
 
     name: str = "bptt"  #: bptt | tbptt | dsf
@@ -115,7 +128,7 @@ class GradientConfig:
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
+class SamplerConfig(Component):
     """Which examples make each mini-batch; the ``sgr`` fields are read by that sampler only."""
 
     name: str = "uniform"  #: uniform | sgr
@@ -140,7 +153,7 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
-class ContinuationConfig:
+class ContinuationConfig(Component):
     """How the objective is smoothed over training, and the schedule of its level sigma
     (see ``longdeps.continuation``): ``stages`` stages of ``stage_length`` each, from
     ``sigma0`` down by ``shape``, then sigma = 0 to the end."""
@@ -204,6 +217,8 @@ class RunConfig:
         """Every field by section, but the ``EXECUTION_FIELDS`` at their defaults (with ``identity``:
         all of them, as the run id hashes it)."""
         data = dataclasses.asdict(self)
+        for values in data.values():
+            values.update(values.pop("more", ()))
         for section, names in EXECUTION_FIELDS.items():
             for name in names:
                 if identity or data[section][name] == getattr(SECTIONS[section], name):
@@ -213,10 +228,11 @@ class RunConfig:
     def options(self, section: str) -> dict[str, Any]:
         """The keyword options of the component section ``section`` names, as its ``make_<kind>``
         takes them: every field but ``name`` and the ``NOT_OPTIONS``, less those left at a default of
-        None (the component's own default) and the ``EXECUTION_FIELDS`` at theirs."""
-        skip = {"name", *NOT_OPTIONS.get(section, ())}
+        None (the component's own default) and the ``EXECUTION_FIELDS`` at theirs, and every option
+        the section does not declare."""
+        skip, defaults = {"name", *NOT_OPTIONS.get(section, ())}, defaults_of(SECTIONS[section])
         return {key: value for key, value in self.to_dict()[section].items()
-                if key not in skip and not (value is None and getattr(SECTIONS[section], key) is None)}
+                if key not in skip and not (value is None and key in defaults and defaults[key] is None)}
 
     def run_id(self) -> str:
         """12 hex digits of the SHA-256 of the canonical JSON of the config without its ``EXECUTION_FIELDS``."""
@@ -229,7 +245,8 @@ class RunConfig:
         return RunConfig().updated(data)
 
     def updated(self, data: dict[str, Any]) -> "RunConfig":
-        """A copy with the sections of ``data`` (nested dicts) replaced field by field."""
+        """A copy with the sections of ``data`` (nested dicts) replaced field by field; in a component's
+        section, a key it does not declare is an option of the component it names once replaced."""
         if not isinstance(data, dict):
             raise LongdepsError(f"a config must be a mapping of sections, got {type(data).__name__}")
         sections = {}
@@ -239,7 +256,13 @@ class RunConfig:
             if not isinstance(values, dict):
                 raise LongdepsError(f"config section {section!r} must be a mapping, got {values!r}")
             current = getattr(self, section)
-            sections[section] = dataclasses.replace(current, **{k: _coerce(section, k, v) for k, v in values.items()})
+            component = isinstance(current, Component)
+            declared = {f.name for f in dataclasses.fields(current)} - {"more"} if component else set(values)
+            more = {key: value for key, value in values.items() if key not in declared}
+            new = dataclasses.replace(current, **{k: _coerce(section, k, v) for k, v in values.items() if k in declared})
+            if component and (more or new.more):
+                new = dataclasses.replace(new, more=_component_options(section, new.name, {**dict(new.more), **more}))
+            sections[section] = new
         return dataclasses.replace(self, **sections)
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
@@ -314,7 +337,22 @@ def _coerce(section: str, key: str, value: Any) -> Any:
     hints = typing.get_type_hints(SECTIONS[section])
     if key not in hints:
         raise LongdepsError(f"unknown config key {section}.{key}; choose from {', '.join(hints)}")
-    kind = hints[key]
+    return _typed(f"{section}.{key}", hints[key], value)
+
+
+def _component_options(section: str, name: str, options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """``options``, keys that section ``section`` does not declare, as ``Component.more``: sorted, each of
+    the type component ``name``'s constructor gives it; one it does not take is refused in one line."""
+    registry = registry_of(section)
+    typed = {key: _typed(f"{section}.{key}", registry.option_type(name, key), value)
+             for key, value in sorted(options.items())}
+    registry.check_options(name, typed)
+    return tuple(typed.items())
+
+
+def _typed(field: str, kind: Any, value: Any) -> Any:
+    """``value`` (from a file or a ``key=value`` string) as ``kind``: bool, int, float or str, or an
+    optional one; else a one-line error naming ``field`` and the value."""
     optional = typing.get_origin(kind) in (Union, types.UnionType) and type(None) in typing.get_args(kind)
     if optional:
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
@@ -335,9 +373,12 @@ def _coerce(section: str, key: str, value: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
-        return str(value)
+        if kind is str:
+            return str(value)
     except (TypeError, ValueError):
-        raise LongdepsError(f"{section}.{key} must be {kind.__name__}{' or null' if optional else ''}, got {value!r}") from None
+        raise LongdepsError(f"{field} must be {kind.__name__}{' or null' if optional else ''}, got {value!r}") from None
+    raise LongdepsError(f"{field} cannot be set from a config: its type is {getattr(kind, '__name__', kind)}, "
+                        "not bool, int, float or str")
 
 
 def load_config(path: str | Path) -> RunConfig:

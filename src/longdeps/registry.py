@@ -15,13 +15,17 @@ A component is a class registered under a name (``cls.name``) with a one-line de
 Each kind builds the same way, through ``Registry.build``:
 ``make_<kind>(name, <what it is built with, as keywords>, **options)``, e.g.
 ``make_sampler("sgr", task=task, model=model, rule="batch")`` or
-``make_continuation("diffusion", model=model, sigma0=1.0)``.
+``make_continuation("diffusion", model=model, sigma0=1.0)``. A run config sets any option of the
+component its section names (``cell.scale=0.5``), whether the section declares it as a field or
+not: ``option_type`` gives the type an undeclared one is read as.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
+from importlib import import_module
 from typing import Any
 
 from longdeps.errors import LongdepsError
@@ -33,6 +37,11 @@ CAPABILITIES = {
     "fixed training set": "a fixed, unordered training set (task.train_size)",
 }
 
+#: config section -> the module that defines the registry its ``name`` chooses from, and that registry
+REGISTRIES = {"task": ("longdeps.tasks", "TASKS"), "cell": ("longdeps.cells", "CELLS"),
+              "gradient": ("longdeps.gradients", "ESTIMATORS"), "sampler": ("longdeps.sampling", "SAMPLERS"),
+              "continuation": ("longdeps.continuation", "CONTINUATIONS")}
+
 
 class Registry(dict):
     """The components of one kind: a dict from name to class.
@@ -42,11 +51,14 @@ class Registry(dict):
         section: its config section, for messages (``"cell"``).
         defaults: the section's fields and their default values.
         shared: fields every component of this kind takes.
+        context: the constructor parameters that are what a component is built with (``build``'s
+            context, e.g. a cell's sizes), which no config sets.
     """
 
-    def __init__(self, kind: str, section: str, defaults: dict[str, Any], shared: tuple[str, ...] = ()):
+    def __init__(self, kind: str, section: str, defaults: dict[str, Any], shared: tuple[str, ...] = (),
+                 context: tuple[str, ...] = ()):
         super().__init__()
-        self.kind, self.section, self.defaults, self.shared = kind, section, defaults, shared
+        self.kind, self.section, self.defaults, self.shared, self.context = kind, section, defaults, shared, context
 
     def add(self, name: str, cls: type, description: str) -> type:
         """Register ``cls`` as ``name`` with a one-line ``description``; returns it."""
@@ -73,6 +85,19 @@ class Registry(dict):
                 if not takers:
                     raise LongdepsError(f"{self.kind} {name!r} takes no option {key!r}")
                 raise LongdepsError(f"{self.section}.{key}={value!r} applies to {takers} only, not {self.kind} {name!r}")
+
+    def option_type(self, name: str, key: str) -> Any:
+        """The type of option ``key``, one the config section does not declare, as component ``name``
+        (else the first that takes it) declares it: its annotation, else its default's type (None:
+        neither). Refused in one line where no component takes it as an option."""
+        if key not in self.context:
+            for taker in (name, *self):
+                parameter = parameter_of(self[taker], key)
+                if parameter is not None:
+                    if parameter.annotation is not parameter.empty:
+                        return parameter.annotation
+                    return None if parameter.default is parameter.empty else type(parameter.default)
+        raise LongdepsError(f"{self.kind} {name!r} takes no option {key!r}")
 
     def check_needs(self, name: str, peers: dict[str, Any]) -> None:
         """Refuse, in one line, a capability that component ``name`` needs and its peer (an
@@ -103,6 +128,27 @@ def options_of(cls: type) -> tuple[str, ...]:
     """The parameters a component's constructor names (its options, and what it is built with)."""
     parameters = inspect.signature(cls).parameters.values()
     return tuple(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def parameter_of(cls: type, key: str) -> inspect.Parameter | None:
+    """Parameter ``key`` of the constructor of ``cls`` or, through its ``**options``, of a base class's,
+    with its annotation evaluated; None where there is none."""
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            parameters = inspect.signature(klass).parameters
+            if key in options_of(klass):
+                hints = typing.get_type_hints(klass.__init__)
+                return parameters[key].replace(annotation=hints.get(key, parameters[key].annotation))
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+                return None
+    return None
+
+
+def registry_of(section: str) -> Registry:
+    """The registry of config section ``section`` (``REGISTRIES``), its package imported on first use:
+    the registries sit above the config, which reads them only for options it does not declare."""
+    module, name = REGISTRIES[section]
+    return getattr(import_module(module), name)
 
 
 def check_variant(section: str, switch: str, chosen: str, variants: dict[str, tuple[str, ...]], given: dict[str, Any],

@@ -93,8 +93,10 @@ def _short(field: str) -> str:
 
 
 def differing_fields(configs: list[dict[str, Any]]) -> list[str]:
-    """The dotted fields whose values are not the same in every one of ``configs`` (flat dicts)."""
-    return [f for f in next(iter(configs), {}) if len({json.dumps(c.get(f)) for c in configs}) > 1]
+    """The dotted fields whose values are not the same in every one of ``configs`` (flat dicts; a field
+    that some of them lack, such as a component's option its section does not declare, as None)."""
+    fields = dict.fromkeys(f for c in configs for f in c)
+    return [f for f in fields if len({json.dumps(c.get(f)) for c in configs}) > 1]
 
 
 def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
@@ -115,7 +117,7 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
         distinct = len({json.dumps([c.get(g) for g in fields]) for c in flat.values()})
         if len({json.dumps([c.get(g) for g in fields + [f]]) for c in flat.values()}) > distinct:
             fields.append(f)
-    return [Setting(", ".join(f"{_short(f)}={flat[key][f]}" for f in fields or ["cell.name"]), flat[key], members,
+    return [Setting(", ".join(f"{_short(f)}={flat[key].get(f)}" for f in fields or ["cell.name"]), flat[key], members,
                     [store.evals(r["run_id"]) for r in members])
             for key, members in groups.items()]
 
@@ -127,7 +129,7 @@ def setting_details(settings: list[Setting]) -> list[str]:
     lines = []
     for s in settings:
         rest = [f"{_short(f)}={s.config[f]}" for f in varying
-                if s.config[f] is not None and f"{_short(f)}={s.config[f]}" not in s.label.split(", ")]
+                if s.config.get(f) is not None and f"{_short(f)}={s.config[f]}" not in s.label.split(", ")]
         if rest:
             lines.append(f"- {s.label}: {', '.join(rest)}")
     return ["Settings in full (the fields that differ):", "", *lines, ""] if lines else []

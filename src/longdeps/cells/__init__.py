@@ -16,7 +16,7 @@ from longdeps.config import CellConfig
 from longdeps.errors import LongdepsError
 from longdeps.registry import Registry, defaults_of
 
-CELLS = Registry("cell", "cell", defaults_of(CellConfig))
+CELLS = Registry("cell", "cell", defaults_of(CellConfig), context=("input_size", "hidden_size", "batch_first"))
 CELLS.add("srn", SRN, "Elman simple recurrent network, tanh (or relu); fused nn.RNN kernel")
 CELLS.add("lstm", LSTM, "LSTM with forget gate, forget bias 1 by default; fused nn.LSTM kernel")
 CELLS.add("gru", GRU, "gated recurrent unit (Cho et al. 2014) as torch.nn.GRU; fused nn.GRU kernel")

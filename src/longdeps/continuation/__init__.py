@@ -20,7 +20,8 @@ from longdeps.registry import Registry, defaults_of, options_of
 #: the schedule's options, which every continuation takes (``none`` ignores them: a suite's
 #: control runs share the schedule of the runs they are compared with)
 SCHEDULE = tuple(name for name in options_of(SigmaSchedule) if name != "updates_per_epoch")
-CONTINUATIONS = Registry("continuation", "continuation", defaults_of(ContinuationConfig), shared=SCHEDULE)
+CONTINUATIONS = Registry("continuation", "continuation", defaults_of(ContinuationConfig), shared=SCHEDULE,
+                         context=("model", "updates_per_epoch", "seed"))
 CONTINUATIONS.add("none", Continuation, "no smoothing: the model trains on its own objective")
 CONTINUATIONS.add("diffusion", Diffusion, "the closed-form Gaussian-diffused cell, sigma lowered along the schedule "
                                           "(Mobahi 2016)")

@@ -15,7 +15,7 @@ from longdeps.gradients.profile import hidden_gradient_norms, long_term_ratio
 from longdeps.gradients.tbptt import TBPTT
 from longdeps.registry import Registry, defaults_of
 
-ESTIMATORS = Registry("gradient estimator", "gradient", defaults_of(GradientConfig))
+ESTIMATORS = Registry("gradient estimator", "gradient", defaults_of(GradientConfig), context=("seed",))
 ESTIMATORS.add("bptt", BPTT, "exact backpropagation through time")
 ESTIMATORS.add("tbptt", TBPTT, "truncated BPTT: the state is detached every gradient.truncation steps")
 ESTIMATORS.add("dsf", DSF, "stationary state feedback (Caillon et al. 2025): one fixed matrix A in place of every "

@@ -12,7 +12,7 @@ from longdeps.sampling.sgr import SGRSampler
 from longdeps.sampling.uniform import Sampler, UniformSampler
 from longdeps.tasks.base import Task
 
-SAMPLERS = Registry("sampler", "sampler", defaults_of(SamplerConfig))
+SAMPLERS = Registry("sampler", "sampler", defaults_of(SamplerConfig), context=("task", "model"))
 SAMPLERS.add("uniform", UniformSampler, "every example equally likely: fresh batches, shuffled passes or draws with "
                                         "replacement")
 SAMPLERS.add("sgr", SGRSampler, "sampling-based gradient regularisation (Chernodub & Nowicki 2016): examples or "

@@ -12,7 +12,8 @@ from longdeps.registry import Registry, defaults_of
 from longdeps.tasks.base import Batch, Task
 
 #: every task takes the options of the base class
-TASKS = Registry("task", "task", defaults_of(TaskConfig), shared=tuple(inspect.signature(Task).parameters))
+TASKS = Registry("task", "task", defaults_of(TaskConfig), shared=tuple(inspect.signature(Task).parameters),
+                 context=("data_dir",))
 
 
 def register(cls: type[Task]) -> type[Task]:
