@@ -26,8 +26,6 @@ Ratios are given to nn.RNN and to the two-product floor.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch.nn.utils import parametrize
 
@@ -36,7 +34,7 @@ from longdeps.cells import make_cell
 from longdeps.config import CellConfig
 
 from figures import store_figures
-from timing import interleaved_medians, matmuls_only
+from timing import check_gradients, floor_parser, interleaved_medians, matmuls_only
 
 
 def fused_on_encoded_state(cell):
@@ -55,14 +53,8 @@ def fused_on_encoded_state(cell):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--hidden", type=int, default=138)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--block", type=int, default=CellConfig.compile_block,
-                        help="steps per compiled block (default: the config's, %(default)s)")
-    parser.add_argument("--out", default="longdeps-results/benchmarks/asrnn_floor.json")
+    parser = floor_parser(__doc__.splitlines()[0], steps=1000, batch=128, hidden=138, repeats=5,
+                          block=CellConfig.compile_block, out="longdeps-results/benchmarks/asrnn_floor.json")
     args = parser.parse_args()
     keep_freed_memory()
     torch.manual_seed(0)
@@ -90,10 +82,7 @@ def main() -> None:
                "asrnn, fused tanh kernel on W_f h": (through_autograd(cell, fused_on_encoded_state(cell)), cell)}
     for name, (step, module) in checked.items():  # compiles the compiled cell on its first call
         step()
-        error = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(gradients(module), expected))
-        print(f"{name}: gradients within {error:.1e} (relative to the largest) of the library cell's")
-        if error > 1e-3:
-            raise SystemExit(f"{name} does not compute the library cell's gradients")
+        check_gradients(name, gradients(module), expected)
     print(f"compiling took {compiled.statistics()['compile_seconds']:.0f} s")
     variants = {"nn.RNN (tanh)": through_autograd(native),
                 "products, 1 per step": lambda: matmuls_only([square], args.steps, args.batch),

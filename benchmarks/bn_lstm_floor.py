@@ -32,7 +32,6 @@ kept for the next step, as the ``longdeps`` commands do
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from longdeps.allocator import keep_freed_memory
 from longdeps.cells import make_cell
 
 from figures import store_figures
-from timing import interleaved_medians, matmuls_only
+from timing import check_gradients, floor_parser, interleaved_medians, matmuls_only
 
 EPS = 1e-5
 batch_norm_backward = torch.ops.aten.native_batch_norm_backward
@@ -196,24 +195,11 @@ def fused_kernel(cell):
     return forward
 
 
-def check_gradients(name: str, got: tuple[torch.Tensor, ...], expected: tuple[torch.Tensor, ...]) -> None:
-    """Print how far ``got`` is from ``expected`` (relative to the largest entry); stop past 1e-3."""
-    error = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(got, expected))
-    print(f"{name}: gradients within {error:.1e} (relative to the largest) of the library cell's")
-    if error > 1e-3:
-        raise SystemExit(f"{name} does not compute the library cell's gradients")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=784)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser = floor_parser(__doc__.splitlines()[0], steps=784, batch=100, hidden=100, repeats=7, block=16,
+                          out="longdeps-results/benchmarks/bn_lstm_floor.json")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd blocks of steps")
-    parser.add_argument("--block", type=int, default=16, help="steps per compiled block (default: %(default)s)")
     parser.add_argument("--kernel", action="store_true", help="also time the fused C++ kernel of bn_lstm_kernel.cpp")
-    parser.add_argument("--out", default="longdeps-results/benchmarks/bn_lstm_floor.json")
     args = parser.parse_args()
     keep_freed_memory()
     torch.manual_seed(0)

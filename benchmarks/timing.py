@@ -1,12 +1,35 @@
-"""Timing pieces shared by the floor benchmarks (``bn_lstm_floor.py``, ``asrnn_floor.py``)."""
+"""What the floor benchmarks (``bn_lstm_floor.py``, ``asrnn_floor.py``) share: their arguments, the
+check that a variant computes the library cell's gradients, and the timing."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from typing import Callable
 
 import torch
+
+
+def floor_parser(description: str, steps: int, batch: int, hidden: int, repeats: int, block: int,
+                 out: str) -> argparse.ArgumentParser:
+    """The arguments of a floor benchmark, with the defaults of its set-up."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--hidden", type=int, default=hidden)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--block", type=int, default=block, help="steps per compiled block (default: %(default)s)")
+    parser.add_argument("--out", default=out)
+    return parser
+
+
+def check_gradients(name: str, got: list[torch.Tensor], expected: list[torch.Tensor]) -> None:
+    """Print how far ``got`` is from ``expected`` (relative to the largest entry); stop past 1e-3."""
+    error = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(got, expected, strict=True))
+    print(f"{name}: gradients within {error:.1e} (relative to the largest) of the library cell's")
+    if error > 1e-3:
+        raise SystemExit(f"{name} does not compute the library cell's gradients")
 
 
 def interleaved_medians(variants: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
