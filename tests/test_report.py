@@ -1,6 +1,7 @@
 """The report: what defines the runs, reference lines, single evaluations, clamped profiles, file modes,
 the sections components add."""
 
+import json
 import os
 
 import pytest
@@ -71,3 +72,20 @@ def test_a_component_adds_its_section_through_its_hook(tmp_path, monkeypatch):
     assert component_sections(settings, "###", tmp_path, "-t") == [
         "### Batches drawn", "", "- sampler=counting, seed 3: 3", "- sampler=counting, seed 5: 5", ""]
     assert (tmp_path / "counts-t.png").exists()
+
+
+def test_labels_name_the_variant_and_leave_out_options_the_component_does_not_read():
+    class NoEvals:
+        def evals(self, run_id):
+            return []
+
+    sgr = ["sampler.name=sgr", "task.train_size=100"]
+    configs = [RunConfig().with_overrides(["task.train_size=100"]),  # uniform: sgr's rule and pool are not its options
+               RunConfig().with_overrides(sgr + ["sampler.rule=example", "sampler.pool_size=100"]),
+               RunConfig().with_overrides(sgr + ["sampler.rule=batch", "sampler.pool_size=50"])]
+    runs = [{"run_id": c.run_id(), "config": json.dumps(c.to_dict())} for c in configs]
+    settings = report.group_runs(NoEvals(), runs)
+    assert [s.label for s in settings] == ["sampler=uniform", "sampler=sgr, sampler.rule=example",
+                                           "sampler=sgr, sampler.rule=batch"]
+    assert report.setting_details(settings)[2:4] == ["- sampler=sgr, sampler.rule=example: sampler.pool_size=100",
+                                                     "- sampler=sgr, sampler.rule=batch: sampler.pool_size=50"]

@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from longdeps.continuation import CONTINUATIONS  # noqa: E402
 from longdeps.errors import LongdepsError  # noqa: E402
 from longdeps.gradients import ESTIMATORS  # noqa: E402
+from longdeps.registry import REGISTRIES, options_of, registry_of  # noqa: E402
 from longdeps.reporting import Setting, mean_std  # noqa: E402
 from longdeps.sampling import SAMPLERS  # noqa: E402
 from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
@@ -102,34 +103,50 @@ def differing_fields(configs: list[dict[str, Any]]) -> list[str]:
 def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
     """Group ``runs`` by config minus seed.
 
-    A label names the fewest differing fields (``*.name`` fields first) that tell
-    the groups apart, e.g. ``cell=asrnn`` when each cell comes with its own
-    hidden size and learning rate; ``Setting.config`` keeps every field.
+    A label names the fewest differing fields (``*.name`` fields first, then those whose values are
+    words, such as ``sampler.rule``, then the rest) that tell the groups apart, e.g. ``cell=asrnn``
+    when each cell comes with its own hidden size and learning rate; ``Setting.config`` keeps every field.
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         key = json.dumps(_without_seed(json.loads(run["config"])), sort_keys=True)
         groups.setdefault(key, []).append(run)
     flat = {key: {f"{s}.{k}": v for s, values in json.loads(key).items() for k, v in values.items()} for key in groups}
-    varying = differing_fields(list(flat.values()))
+    read = {key: {f: v for f, v in config.items() if _read(config, f)} for key, config in flat.items()}
+    varying = differing_fields(list(read.values()))
     fields: list[str] = []
-    for f in sorted(varying, key=lambda f: not f.endswith(".name")):
-        distinct = len({json.dumps([c.get(g) for g in fields]) for c in flat.values()})
-        if len({json.dumps([c.get(g) for g in fields + [f]]) for c in flat.values()}) > distinct:
+    def words(f: str) -> bool:
+        return all(isinstance(c.get(f), (str, type(None))) for c in read.values())
+
+    for f in sorted(varying, key=lambda f: (not f.endswith(".name"), not words(f))):
+        distinct = len({json.dumps([c.get(g) for g in fields]) for c in read.values()})
+        if len({json.dumps([c.get(g) for g in fields + [f]]) for c in read.values()}) > distinct:
             fields.append(f)
-    return [Setting(", ".join(f"{_short(f)}={flat[key].get(f)}" for f in fields or ["cell.name"]), flat[key], members,
-                    [store.evals(r["run_id"]) for r in members])
+    return [Setting(", ".join(f"{_short(f)}={read[key][f]}" for f in fields or ["cell.name"] if f in read[key]),
+                    flat[key], members, [store.evals(r["run_id"]) for r in members])
             for key, members in groups.items()]
 
 
+def _read(config: dict[str, Any], field: str) -> bool:
+    """Whether the run with the flat ``config`` reads ``field``: not where it is an option of a
+    component other than the one its section names (``sampler.rule`` of a uniform sampler)."""
+    section, key = field.split(".", 1)
+    if section not in REGISTRIES or key == "name":
+        return True
+    registry = registry_of(section)
+    chosen = registry.get(config.get(f"{section}.name"))
+    return chosen is None or key in options_of(chosen) or key in registry.shared
+
+
 def setting_details(settings: list[Setting]) -> list[str]:
-    """Markdown bullets with the differing fields that the labels leave out, unset ones (None)
-    omitted; none when the labels say it all."""
+    """Markdown bullets with the differing fields that the labels leave out, unset ones (None) and
+    those the setting does not read omitted; none when the labels say it all."""
     varying = differing_fields([s.config for s in settings])
     lines = []
     for s in settings:
         rest = [f"{_short(f)}={s.config[f]}" for f in varying
-                if s.config.get(f) is not None and f"{_short(f)}={s.config[f]}" not in s.label.split(", ")]
+                if s.config.get(f) is not None and _read(s.config, f)
+                and f"{_short(f)}={s.config[f]}" not in s.label.split(", ")]
         if rest:
             lines.append(f"- {s.label}: {', '.join(rest)}")
     return ["Settings in full (the fields that differ):", "", *lines, ""] if lines else []
