@@ -314,6 +314,10 @@ def test_saturation_starting_at_zero_warns_and_never_moves():
                                          r"and the cell trains as a linear orthogonal RNN$") as caught:
         cell = ASRNN(2, 6, saturation_low=0.0, saturation_high=0.0, saturation_eps=1e-5).double()
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert caught[0].filename == __file__  # the warning points at the line that built the cell
+    with pytest.warns(UserWarning) as caught:
+        make_cell("asrnn", 2, 6, saturation_low=0.0, saturation_high=0.0)  # through the registry too
+    assert caught[0].filename == __file__
     optimizer = make_optimizer(OptimizerConfig(name="rmsprop", lr=0.05), cell)
     for _ in range(5):  # what the warning says: the gradient of p is exactly 0, so p stays at 0
         optimizer.zero_grad()

@@ -127,8 +127,9 @@ def test_where_compilation_fails_it_is_refused_in_one_line_or_runs_eagerly_when_
             fast(x)
         assert "No working C++ compiler found" in str(refusal.value) and "\n" not in str(refusal.value)
         return
-    with pytest.warns(UserWarning, match="No working C.. compiler found.*running it eagerly"):
+    with pytest.warns(UserWarning, match="No working C.. compiler found.*running it eagerly") as caught:
         outputs = fast(x)[0]
+    assert caught[0].filename == __file__  # the warning points at the call in the user's code
     torch.testing.assert_close(outputs, eager(x)[0], rtol=0, atol=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once

@@ -34,15 +34,13 @@ it tends to the linear orthogonal RNN ``h_t = z_t`` (``orthrnn`` with
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
 from longdeps.cells.base import PARAM_GROUPS, RecurrentCell, State, StepWeights
-from longdeps.errors import LongdepsError
+from longdeps.errors import LongdepsError, warn
 from longdeps.functional.orthogonal import SKEW_INITS, make_orthogonal_, retrivialise
 
 #: which way round the parametrised orthogonal matrix B is used: W_hh = B or W_hh = B^T
@@ -197,9 +195,9 @@ class ASRNN(OrthogonalRNN):
         if uf_group not in PARAM_GROUPS:
             raise LongdepsError(f"unknown uf_group {uf_group!r}; choose from {', '.join(PARAM_GROUPS)}")
         if saturation_low == saturation_high == 0:
-            warnings.warn(f"asrnn: the saturation p starts at exactly 0 (saturation_low = saturation_high = 0), where "
-                          f"|p| has zero gradient, so D_f stays at eps = {saturation_eps} and the cell trains as a "
-                          f"linear orthogonal RNN", stacklevel=2)
+            warn(f"asrnn: the saturation p starts at exactly 0 (saturation_low = saturation_high = 0), where "
+                 f"|p| has zero gradient, so D_f stays at eps = {saturation_eps} and the cell trains as a "
+                 f"linear orthogonal RNN")
         self.saturation_eps = saturation_eps
         self.uf_group = uf_group
         self.saturation = nn.Parameter(torch.empty(hidden_size).uniform_(saturation_low, saturation_high))

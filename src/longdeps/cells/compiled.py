@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import functools
 import time
-import warnings
 from typing import Any, Callable
 
 import torch
 
-from longdeps.errors import LongdepsError
+from longdeps.errors import LongdepsError, warn
 
 #: graphs dynamo may compile for the block function before it gives up and runs it eagerly (its
 #: default, 8, is soon reached by the modes and shapes above for a few kinds of cell)
@@ -158,5 +157,5 @@ class CompiledLoop:
         if not self.fallback:
             raise LongdepsError(f"{message}; set cell.compile=false, or cell.compile_fallback=true to run "
                                 f"it eagerly") from None
-        warnings.warn(f"{message}; running it eagerly (cell.compile_fallback=true)", stacklevel=3)
+        warn(f"{message}; running it eagerly (cell.compile_fallback=true)")
         self.compiled = None
