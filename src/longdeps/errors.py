@@ -5,10 +5,8 @@ import os
 import sys
 import warnings
 
-import torch
-
-#: where the library's own frames (and torch's, which calls into modules) live
-_INTERNAL = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(torch.__file__)))
+#: where the library's own frames live
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 class LongdepsError(ValueError):
@@ -16,9 +14,11 @@ class LongdepsError(ValueError):
 
 
 def warn(message: str) -> None:
-    """Warn in one line, from the first caller outside longdeps and torch: the line of the user's
-    code that led to it, not the library's."""
+    """Warn in one line, from the first caller outside longdeps and torch (which calls into modules):
+    the line of the user's code that led to it, not the library's."""
+    torch = sys.modules.get("torch")  # (not imported here: the command line's --help runs without it)
+    internal = (_PACKAGE,) + ((os.path.dirname(os.path.abspath(torch.__file__)),) if torch else ())
     level, frame = 1, sys._getframe(0)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INTERNAL):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(internal):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, stacklevel=level)
