@@ -32,3 +32,9 @@ def test_without_reference_paths_it_skips_each_pair_in_one_line(tmp_path, capsys
 def test_matched_longdeps_runs_train(peer):
     losses = peers.our_losses(peer, seq_len=5, updates=2, seed=0)
     assert len(losses) == 2 and all(0 < loss < 10 for loss in losses) and losses[1] != losses[0]
+
+
+def test_also_adds_a_column_only_where_the_pair_sets_the_key_otherwise():
+    also = ["cell.orientation=B", "cell.orientation=BT", "optimizer.alpha=0.5", "cell.nonexistent=1"]
+    assert peers.extra_columns("expRNN", also) == ["cell.orientation=B", "optimizer.alpha=0.5"]  # expRNN sets BT, 0.99
+    assert peers.extra_columns("asRNN", also) == ["cell.orientation=BT", "optimizer.alpha=0.5"]  # asRNN sets B, 0.9

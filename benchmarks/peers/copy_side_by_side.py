@@ -149,6 +149,13 @@ def our_losses(peer: str, seq_len: int, updates: int, seed: int, extra: tuple[st
         return [run.train_step()[0] for _ in range(updates)]
 
 
+def extra_columns(peer: str, also: list[str]) -> list[str]:
+    """The ``--also`` overrides (``key=value``) that give ``peer``'s pair a column: those whose key its
+    matched settings set to another value."""
+    ours = PEERS[peer]["ours"]
+    return [o for o in also if o not in ours and any(m.startswith(o.split("=")[0] + "=") for m in ours)]
+
+
 def window_means(values: list[float], scale: float, window: int) -> list[float]:
     """Means of ``values / scale`` over consecutive windows of ``window`` (the last may be shorter)."""
     return [sum(values[i:i + window]) / len(values[i:i + window]) / scale for i in range(0, len(values), window)]
@@ -223,11 +230,9 @@ def main(argv: list[str] | None = None) -> int:
             series[f"{peer} code, seed {seed}"] = reference_losses(checkout, peer, args.seq_len, args.updates, seed,
                                                                    args.threads)
             series[f"longdeps {ours}, seed {seed}"] = our_losses(peer, args.seq_len, args.updates, seed)
-            for override in args.also:
-                key = override.split("=")[0] + "="
-                if override not in PEERS[peer]["ours"] and any(o.startswith(key) for o in PEERS[peer]["ours"]):
-                    series[f"longdeps {ours} {override}, seed {seed}"] = our_losses(
-                        peer, args.seq_len, args.updates, seed, (override,))
+            for override in extra_columns(peer, args.also):
+                series[f"longdeps {ours} {override}, seed {seed}"] = our_losses(
+                    peer, args.seq_len, args.updates, seed, (override,))
             print(f"{peer} seed {seed}: done", file=sys.stderr)
     text = (f"Copy task (exprnn layout), T = {args.seq_len}, batch 128: training loss / memoryless baseline "
             f"({baseline:.5f}), mean over each window of {args.window} updates.\n\n"
