@@ -17,9 +17,9 @@ if "LONGDEPS_DATA" not in os.environ and SHARED_DATA.is_dir():
 
 
 @pytest.fixture
-def interrupt_and_resume(monkeypatch):
-    """``(config, root, step) -> RunResult``: run ``config`` into results ``root`` until Ctrl-C
-    arrives just before update ``step``, then resume it from what was saved to the end."""
+def interrupt(monkeypatch):
+    """``(config, root, step)``: run ``config`` into results ``root`` until Ctrl-C arrives just
+    before update ``step`` (the run saves a checkpoint there)."""
     from longdeps.experiment import Run, run_experiment
 
     def run(config, root, step):
@@ -34,6 +34,18 @@ def interrupt_and_resume(monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             run_experiment(config, root, progress=False)
         monkeypatch.setattr(Run, "train_step", train_step)
+
+    return run
+
+
+@pytest.fixture
+def interrupt_and_resume(interrupt):
+    """``(config, root, step) -> RunResult``: ``interrupt`` at update ``step``, then resume the run
+    from what was saved to the end."""
+    from longdeps.experiment import run_experiment
+
+    def run(config, root, step):
+        interrupt(config, root, step)
         return run_experiment(config, root, resume=True, progress=False)
 
     return run

@@ -63,6 +63,20 @@ def test_finished_run_is_not_overwritten_and_interrupted_run_needs_resume(tmp_pa
     assert forced.summary["test_metric"] == first.summary["test_metric"]
 
 
+def test_resume_refuses_a_checkpoint_written_by_another_cell(tmp_path, monkeypatch, interrupt):
+    from longdeps.cells.asrnn import OrthogonalRNN
+
+    config = small_config("cell.name=orthrnn", "train.steps=4", "train.checkpoint_every=2")
+    interrupt(config, tmp_path, 3)
+    defaults = list(OrthogonalRNN.__init__.__defaults__)  # as if a later version changed orthrnn's default
+    defaults[defaults.index("BT")] = "B"
+    monkeypatch.setattr(OrthogonalRNN.__init__, "__defaults__", tuple(defaults))
+    with pytest.raises(LongdepsError, match=r"its checkpoint was written by cell \(.*orientation='BT'\), but this "
+                                            r"version builds \(.*orientation='B'\) from the same config") as refusal:
+        run_experiment(config, tmp_path, resume=True, progress=False)
+    assert "\n" not in str(refusal.value)
+
+
 def test_stop_when_solved(tmp_path, monkeypatch):
     monkeypatch.setattr(AddingTask, "solved", lambda self, summary: summary["success"] > 0.0)
     result = run_experiment(small_config("train.steps=400"), tmp_path, progress=False)

@@ -91,7 +91,8 @@ class Run:
     def state_dict(self) -> dict[str, Any]:
         """The training state a checkpoint keeps besides the records (``RunFolder.save_checkpoint``)."""
         return {
-            "config": self.config.to_dict(), "step": self.step, "examples_seen": self.examples_seen,
+            "config": self.config.to_dict(), "cell": self.model.cell.extra_repr(), "step": self.step,
+            "examples_seen": self.examples_seen,
             "wall_time": self.wall_time, "losses": self.losses, "norms": self.norms, "best": self.evaluator.best,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "data_generator": self.data_generator.get_state(), "torch_rng": torch.get_rng_state(),
@@ -99,6 +100,14 @@ class Run:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``; refused in one line where the cell this version builds from the
+        config is not the one that wrote it (a default of the cell changed since; checkpoints of
+        earlier versions do not say)."""
+        built, saved = self.model.cell.extra_repr(), state.get("cell", self.model.cell.extra_repr())
+        if built != saved:
+            raise LongdepsError(f"run {self.run_id}: its checkpoint was written by cell ({saved}), but this version "
+                                f"builds ({built}) from the same config; resume it with the version that wrote it, "
+                                f"or pass --force to start over")
         self.step, self.examples_seen, self.wall_time = state["step"], state["examples_seen"], state["wall_time"]
         # (checkpoints of earlier versions hold no losses since the last evaluation)
         self.losses, self.norms = state.get("losses", []), state.get("norms", [])
