@@ -103,7 +103,8 @@ class Run:
         """Continue from ``state``; refused in one line where the cell this version builds from the
         config is not the one that wrote it (a default of the cell changed since; checkpoints of
         earlier versions do not say)."""
-        built, saved = self.model.cell.extra_repr(), state.get("cell", self.model.cell.extra_repr())
+        built = self.model.cell.extra_repr()
+        saved = state.get("cell", built)
         if built != saved:
             raise LongdepsError(f"run {self.run_id}: its checkpoint was written by cell ({saved}), but this version "
                                 f"builds ({built}) from the same config; resume it with the version that wrote it, "
@@ -162,8 +163,7 @@ class Run:
                     self.norms.append(norm)
                     self.step += 1
                     shown.update()
-                    compiling = self.model.cell.statistics().get("compile_seconds")
-                    if self.step == first + 1 and compiling:
+                    if self.step == first + 1 and (compiling := self.model.cell.statistics().get("compile_seconds")):
                         shown.note(f"compiling the cell's step loop took {compiling:.1f} s")
                     finished = self.step == tc.steps
                     if self.step % tc.eval_every == 0 or finished:

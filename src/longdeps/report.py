@@ -39,12 +39,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from longdeps.continuation import CONTINUATIONS  # noqa: E402
 from longdeps.errors import LongdepsError  # noqa: E402
-from longdeps.gradients import ESTIMATORS  # noqa: E402
 from longdeps.registry import REGISTRIES, options_of, registry_of  # noqa: E402
 from longdeps.reporting import Setting, mean_std  # noqa: E402
-from longdeps.sampling import SAMPLERS  # noqa: E402
 from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
 
 #: what a suite's ``paper`` entries may compare -> (column label, our value for one finished run, or None)
@@ -114,10 +111,11 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
     flat = {key: {f"{s}.{k}": v for s, values in json.loads(key).items() for k, v in values.items()} for key in groups}
     read = {key: {f: v for f, v in config.items() if _read(config, f)} for key, config in flat.items()}
     varying = differing_fields(list(read.values()))
-    fields: list[str] = []
+
     def words(f: str) -> bool:
         return all(isinstance(c.get(f), (str, type(None))) for c in read.values())
 
+    fields: list[str] = []
     for f in sorted(varying, key=lambda f: (not f.endswith(".name"), not words(f))):
         distinct = len({json.dumps([c.get(g) for g in fields]) for c in read.values()})
         if len({json.dumps([c.get(g) for g in fields + [f]]) for c in read.values()}) > distinct:
@@ -127,15 +125,20 @@ def group_runs(store: ResultStore, runs: list[dict[str, Any]]) -> list[Setting]:
             for key, members in groups.items()]
 
 
+def _component(config: dict[str, Any], section: str) -> type | None:
+    """The component class that section ``section`` of the flat ``config`` names; None where that
+    name is no longer registered."""
+    return registry_of(section).get(config.get(f"{section}.name"))
+
+
 def _read(config: dict[str, Any], field: str) -> bool:
     """Whether the run with the flat ``config`` reads ``field``: not where it is an option of a
     component other than the one its section names (``sampler.rule`` of a uniform sampler)."""
     section, key = field.split(".", 1)
     if section not in REGISTRIES or key == "name":
         return True
-    registry = registry_of(section)
-    chosen = registry.get(config.get(f"{section}.name"))
-    return chosen is None or key in options_of(chosen) or key in registry.shared
+    chosen = _component(config, section)
+    return chosen is None or key in options_of(chosen) or key in registry_of(section).shared
 
 
 def setting_details(settings: list[Setting]) -> list[str]:
@@ -319,10 +322,10 @@ def component_sections(settings: list[Setting], heading: str, out: Path, slug: s
     (``ReportSection.report_section``, plots written to ``out``): each component's once, with
     the settings that use it; a name no longer registered adds none."""
     lines = []
-    for registry in (ESTIMATORS, SAMPLERS, CONTINUATIONS):
+    for section in ("gradient", "sampler", "continuation"):
         users: dict[type, list[Setting]] = {}
         for setting in settings:
-            component = registry.get(setting.config.get(f"{registry.section}.name"))
+            component = _component(setting.config, section)
             if component is not None:
                 users.setdefault(component, []).append(setting)
         for component, chosen in users.items():
