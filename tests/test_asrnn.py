@@ -33,7 +33,7 @@ def orthogonality_error(w):
 def reference_orthogonal(x, orthogonal_map):
     """``expm(A)`` or ``(I + A)^-1 (I - A)`` of ``A = A_u - A_u^T``, written out here."""
     a = x.triu(1) - x.triu(1).T
-    eye = torch.eye(x.shape[0], dtype=x.dtype)
+    eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
     return torch.linalg.matrix_exp(a) if orthogonal_map == "expm" else torch.linalg.inv(eye + a) @ (eye - a)
 
 
@@ -77,10 +77,10 @@ def randomised(cell, seed=0):
 
 
 @pytest.mark.parametrize("orthogonal_map, orientation", [("expm", "B"), ("cayley", "B"), ("expm", "BT")])
-def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map, orientation):
+def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map, orientation, device):
     cell = randomised(ASRNN(3, 6, orthogonal_map=orthogonal_map, saturation_low=0.5, saturation_high=1.5,
-                            orientation=orientation))
-    x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+                            orientation=orientation)).to(device)
+    x, h0 = torch.randn(9, 4, 3, dtype=torch.float64).to(device), torch.randn(4, 6, dtype=torch.float64).to(device)
     out, final = cell(x, h0)
     ref = reference_asrnn(cell, x, h0, orthogonal_map)
     assert torch.allclose(out, ref, atol=1e-12) and torch.allclose(final, ref[-1], atol=1e-12)
@@ -92,9 +92,9 @@ def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map, o
 
 
 @pytest.mark.parametrize("orientation", ["B", "BT"])
-def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients(orientation):
-    cell = randomised(OrthogonalRNN(3, 6, orientation=orientation))
-    x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients(orientation, device):
+    cell = randomised(OrthogonalRNN(3, 6, orientation=orientation)).to(device)
+    x, h0 = torch.randn(9, 4, 3, dtype=torch.float64).to(device), torch.randn(4, 6, dtype=torch.float64).to(device)
     out, _ = cell(x, h0)
     ref = reference_modrelu_rnn(cell, x, h0)
     assert torch.allclose(out, ref, atol=1e-12)

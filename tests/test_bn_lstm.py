@@ -37,10 +37,10 @@ def randomised(cell):
     return cell
 
 
-def test_forward_and_gradients_match_float64_reference():
+def test_forward_and_gradients_match_float64_reference(device):
     torch.manual_seed(0)
-    cell = randomised(BNLSTM(3, 5)).double()
-    x = torch.randn(9, 6, 3, dtype=torch.float64) + torch.arange(9, dtype=torch.float64)[:, None, None]
+    cell = randomised(BNLSTM(3, 5)).double().to(device)
+    x = (torch.randn(9, 6, 3, dtype=torch.float64) + torch.arange(9, dtype=torch.float64)[:, None, None]).to(device)
     out, _ = cell(x)
     ref = reference_bn_lstm(x, cell)
     assert torch.allclose(out, ref, atol=1e-10)

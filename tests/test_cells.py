@@ -51,17 +51,17 @@ def params_of(cell):
 
 @pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("name", ["srn", "lstm", "gru"])
-def test_forward_and_gradients_match_float64_reference(name, native):
+def test_forward_and_gradients_match_float64_reference(name, native, device):
     torch.manual_seed(0)
-    cell = make_cell(name, 3, 6, native=native, recurrent_init="orthogonal").double()
+    cell = make_cell(name, 3, 6, native=native, recurrent_init="orthogonal").double().to(device)
     with torch.no_grad():  # non-zero biases so that the bias path is checked too
         for p in cell.parameters():
             if p.dim() == 1:
                 p.uniform_(-0.5, 0.5)
-    x = torch.randn(12, 4, 3, dtype=torch.float64)
+    x = torch.randn(12, 4, 3, dtype=torch.float64).to(device)
     out, state = cell(x)
     w_ih, w_hh, b = params_of(cell)
-    zeros = torch.zeros(4, 6, dtype=torch.float64)
+    zeros = torch.zeros(4, 6, dtype=torch.float64, device=device)
     if name == "srn":
         ref = reference_srn(x, w_ih, w_hh, b, zeros)
         assert torch.allclose(state, ref[-1], atol=1e-12)
@@ -81,41 +81,41 @@ def test_forward_and_gradients_match_float64_reference(name, native):
         assert torch.allclose(g, w, atol=1e-10)
 
 
-def test_srn_equals_torch_rnn_with_same_weights():
+def test_srn_equals_torch_rnn_with_same_weights(device):
     torch.manual_seed(1)
-    cell = SRN(2, 5, recurrent_init="orthogonal", native=False)
-    native = torch.nn.RNN(2, 5)
+    cell = SRN(2, 5, recurrent_init="orthogonal", native=False).to(device)
+    native = torch.nn.RNN(2, 5).to(device)
     native.load_state_dict({k.removeprefix("rnn."): v for k, v in cell.state_dict().items()})
-    x = torch.randn(30, 3, 2)
-    h0 = torch.randn(3, 5)
+    x = torch.randn(30, 3, 2).to(device)
+    h0 = torch.randn(3, 5).to(device)
     out, h = cell(x, h0)
     want, h_n = native(x, h0[None])
     assert torch.allclose(out, want, atol=1e-6)
     assert torch.allclose(h, h_n[0], atol=1e-6)
 
 
-def test_gru_equals_torch_gru_with_same_weights():
+def test_gru_equals_torch_gru_with_same_weights(device):
     torch.manual_seed(5)
-    cell = GRU(2, 5, recurrent_init="orthogonal", native=False)
+    cell = GRU(2, 5, recurrent_init="orthogonal", native=False).to(device)
     with torch.no_grad():
         for p in cell.parameters():
             if p.dim() == 1:
                 p.uniform_(-0.5, 0.5)
-    native = torch.nn.GRU(2, 5)
+    native = torch.nn.GRU(2, 5).to(device)
     native.load_state_dict({k.removeprefix("gru."): v for k, v in cell.state_dict().items()})
-    x, h0 = torch.randn(30, 3, 2), torch.randn(3, 5)
+    x, h0 = torch.randn(30, 3, 2).to(device), torch.randn(3, 5).to(device)
     out, h = cell(x, h0)
     want, h_n = native(x, h0[None])
     assert torch.allclose(out, want, atol=1e-6) and torch.allclose(h, h_n[0], atol=1e-6)
 
 
-def test_lstm_equals_torch_lstm_with_same_weights():
+def test_lstm_equals_torch_lstm_with_same_weights(device):
     torch.manual_seed(2)
-    cell = LSTM(2, 5, recurrent_init="identity", native=False)
-    native = torch.nn.LSTM(2, 5)
+    cell = LSTM(2, 5, recurrent_init="identity", native=False).to(device)
+    native = torch.nn.LSTM(2, 5).to(device)
     native.load_state_dict({k.removeprefix("lstm."): v for k, v in cell.state_dict().items()})
-    x = torch.randn(30, 3, 2)
-    state = (torch.randn(3, 5), torch.randn(3, 5))
+    x = torch.randn(30, 3, 2).to(device)
+    state = (torch.randn(3, 5).to(device), torch.randn(3, 5).to(device))
     out, (h, c) = cell(x, state)
     want, (h_n, c_n) = native(x, (state[0][None], state[1][None]))
     assert torch.allclose(out, want, atol=1e-6)
@@ -123,10 +123,10 @@ def test_lstm_equals_torch_lstm_with_same_weights():
 
 
 @pytest.mark.parametrize("name", ["srn", "lstm", "gru"])
-def test_step_unroll_and_batch_first_agree(name):
+def test_step_unroll_and_batch_first_agree(name, device):
     torch.manual_seed(3)
-    cell = make_cell(name, 3, 4)
-    x = torch.randn(7, 2, 3)
+    cell = make_cell(name, 3, 4).to(device)
+    x = torch.randn(7, 2, 3).to(device)
     out, final = cell(x)
     state = cell.initial_state(2)
     for t, x_t in enumerate(x):

@@ -39,6 +39,14 @@ def test_overrides_are_typed_and_run_id_follows_settings():
     assert len(config.run_id()) == 12
 
 
+def test_the_device_is_recorded_but_not_part_of_the_run_id():
+    config = RunConfig()
+    for device in ("cuda", "cuda:1", "mps"):
+        moved = config.with_overrides([f"train.device={device}"])
+        assert moved.run_id() == config.run_id() and moved.to_dict()["train"]["device"] == device
+    assert config.to_dict()["train"]["device"] == "cpu"
+
+
 @pytest.mark.parametrize("override, message", [
     ("cell.hidden=3", "^cell 'lstm' takes no option 'hidden'$"),
     ("optimizer.momentun=0.9", "unknown config key optimizer.momentun"),

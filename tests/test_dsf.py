@@ -25,31 +25,33 @@ FEEDBACK_CHOICES = [{"feedback": "stationary"}, {"feedback": "stationary-diagona
 # -- the scan -------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["loop", "doubling", "auto"])
 @pytest.mark.parametrize("steps", [1, 2, 3, 1000, 4097])
-def test_scan_equals_sequential_recurrence(backend, steps):
+def test_scan_equals_sequential_recurrence(backend, steps, device):
     gen = torch.Generator().manual_seed(steps)
     a = torch.rand(6, generator=gen, dtype=torch.float64)
     e = torch.randn(steps, 3, 6, generator=gen, dtype=torch.float64)
-    want = e.clone()
+    want = e.clone()  # on the CPU
     for t in range(steps - 2, -1, -1):
         want[t] = e[t] + a * want[t + 1]
+    a, e = a.to(device), e.to(device)
     got = linear_scan(a, e, backend)
-    assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert got.device == e.device and torch.allclose(got.cpu(), want, rtol=1e-12, atol=1e-12)
     got32 = linear_scan(a.float(), e.float(), backend)
-    assert torch.allclose(got32.double(), want, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(got32.double().cpu(), want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("backend", ["loop", "doubling"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("reverse", [True, False])
-def test_scan_with_a_coefficient_per_step_either_way_in_time(backend, dtype, reverse):
+def test_scan_with_a_coefficient_per_step_either_way_in_time(backend, dtype, reverse, device):
     gen = torch.Generator().manual_seed(1)
     a = torch.rand(37, 3, 5, generator=gen, dtype=dtype) * 0.9
     e = torch.randn(37, 3, 5, generator=gen, dtype=dtype)
-    want = e.clone()
+    want = e.clone()  # on the CPU
     order = range(35, -1, -1) if reverse else range(1, 37)
     for t in order:
         want[t] = e[t] + a[t] * want[t + 1 if reverse else t - 1]
-    assert torch.allclose(linear_scan(a, e, backend, reverse=reverse), want, rtol=1e-10, atol=1e-12)
+    got = linear_scan(a.to(device), e.to(device), backend, reverse=reverse)
+    assert torch.allclose(got.cpu(), want, rtol=1e-10, atol=1e-12)
 
 
 def test_scan_rejects_unknown_backend_and_wrong_step_count():
@@ -73,12 +75,12 @@ def states_of(cell, x):
 
 
 @pytest.mark.parametrize("cell_name", list(CELLS))
-def test_batched_step_jacobians_equal_per_example_autograd(cell_name):
+def test_batched_step_jacobians_equal_per_example_autograd(cell_name, device):
     """``J[k, n]`` against ``torch.autograd.functional.jacobian`` of one step, taken for one example
     with the others held fixed (for bn-lstm in training mode, through the batch statistics)."""
     torch.manual_seed(0)
-    cell = make_cell(cell_name, 3, 5).double()
-    x = torch.randn(10, 6, 3, dtype=torch.float64)
+    cell = make_cell(cell_name, 3, 5).double().to(device)
+    x = torch.randn(10, 6, 3, dtype=torch.float64).to(device)
     states = states_of(cell, x)
     steps, examples = [0, 4, 9], torch.tensor([1, 3, 4])
     got = step_jacobians(cell, x, states, steps, examples)
@@ -135,12 +137,12 @@ def grads(model, estimator, batch, task):
     return losses, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
 
-def float64_batch(task, size, seed=0):
+def float64_batch(task, size, seed=0, device="cpu"):
     batch = task.sample(size, torch.Generator().manual_seed(seed))
     batch.x = batch.x.double()
     if batch.y.is_floating_point():
         batch.y = batch.y.double()
-    return batch
+    return batch.to(device)
 
 
 def assert_same(got, want, rtol=1e-10, atol=1e-12):
@@ -150,7 +152,7 @@ def assert_same(got, want, rtol=1e-10, atol=1e-12):
 
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 @pytest.mark.parametrize("shape", ["dense", "diagonal"])
-def test_stationary_dsf_is_exact_bptt_for_a_linear_cell(task_name, shape):
+def test_stationary_dsf_is_exact_bptt_for_a_linear_cell(task_name, shape, device):
     """The mean step Jacobian of a linear cell is ``W``: the eigenbasis scan (a dense, non-normal
     ``W``) or the diagonal (a diagonal ``W``) then carries every error exactly as BPTT does."""
     torch.manual_seed(0)
@@ -160,8 +162,8 @@ def test_stationary_dsf_is_exact_bptt_for_a_linear_cell(task_name, shape):
         recurrent *= 0.9 / torch.linalg.eigvals(recurrent).abs().max()
     else:
         recurrent = torch.diag(torch.rand(6, dtype=torch.float64) * 1.8 - 0.9)
-    model = SequenceModel(LinearCell(task.input_size, 6, recurrent), task.output_size, task.readout).double()
-    batch = float64_batch(task, 4)
+    model = SequenceModel(LinearCell(task.input_size, 6, recurrent), task.output_size, task.readout).double().to(device)
+    batch = float64_batch(task, 4, device=device)
     loss_b, want = grads(model, make_estimator("bptt"), batch, task)
     kinds = ["stationary"] + (["stationary-diagonal"] if shape == "diagonal" else [])
     for kind in kinds:
@@ -171,10 +173,10 @@ def test_stationary_dsf_is_exact_bptt_for_a_linear_cell(task_name, shape):
         assert_same(got, want, rtol=1e-8, atol=1e-10)
         assert dsf.info["basis"] == ("eigen" if kind == "stationary" else "diagonal") and dsf.info["scaled"] == 0
     if shape == "diagonal":
-        assert torch.allclose(dsf.feedback["diagonal"], recurrent.diagonal(), atol=1e-12)
+        assert torch.allclose(dsf.feedback["diagonal"].cpu(), recurrent.diagonal(), atol=1e-12)
 
 
-def test_eigenbasis_scan_equals_the_dense_recurrence():
+def test_eigenbasis_scan_equals_the_dense_recurrence(device):
     """``g_t = e_t + A^T g_{t+1}`` step by step in float64, against the scan in ``A``'s eigenbasis
     (complex eigenvalues) and against the dense fallback."""
     torch.manual_seed(1)
@@ -190,7 +192,7 @@ def test_eigenbasis_scan_equals_the_dense_recurrence():
     for backend, tolerance in (("doubling", 1e-9), ("loop", 1e-12)):  # eigenbasis (GPU), A itself (CPU)
         dsf = make_estimator("dsf")
         dsf.scan_backend, dsf.feedback = backend, feedback
-        assert torch.allclose(dsf.scan(e), want, rtol=tolerance, atol=tolerance)
+        assert torch.allclose(dsf.scan(e.to(device)).cpu(), want, rtol=tolerance, atol=tolerance)
     column = torch.einsum("ij,bi->bj", matrix, want[1])  # A^T g as columns is g A as rows
     assert torch.allclose(want[0], e[0] + column)
 
@@ -214,7 +216,7 @@ def test_unstable_feedback_is_scaled_and_ill_conditioned_eigenvectors_use_the_de
     assert_same(got, want, rtol=1e-8, atol=1e-10)
 
 
-def build(cell_name, task_name, seed=0, **options):
+def build(cell_name, task_name, seed=0, device="cpu", **options):
     torch.manual_seed(seed)
     task = make_task(task_name, 12)
     model = SequenceModel(make_cell(cell_name, task.input_size, 7, **options), task.output_size, task.readout).double()
@@ -222,7 +224,7 @@ def build(cell_name, task_name, seed=0, **options):
         for p in model.parameters():
             if p.dim() == 1:
                 p.uniform_(-0.3, 0.3)
-    return task, model, float64_batch(task, 5, seed)
+    return task, model.to(device), float64_batch(task, 5, seed, device)
 
 
 LOOP_CELLS = [(name, {}) for name in CELLS] + [("bn-lstm", {"batch_norm": False})]
@@ -230,8 +232,8 @@ LOOP_CELLS = [(name, {}) for name in CELLS] + [("bn-lstm", {"batch_norm": False}
 
 @pytest.mark.parametrize("cell,options", LOOP_CELLS)
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
-def test_dsf_with_zero_feedback_is_fully_truncated_bptt(cell, options, task_name):
-    task, model, batch = build(cell, task_name, **options)
+def test_dsf_with_zero_feedback_is_fully_truncated_bptt(cell, options, task_name, device):
+    task, model, batch = build(cell, task_name, device=device, **options)
     _, got = grads(model, make_estimator("dsf", feedback="constant", feedback_low=0.0, feedback_high=0.0), batch, task)
     _, want = grads(model, make_estimator("tbptt", truncation=1), batch, task)
     assert_same(got, want)
@@ -239,8 +241,8 @@ def test_dsf_with_zero_feedback_is_fully_truncated_bptt(cell, options, task_name
 
 @pytest.mark.parametrize("cell,options", LOOP_CELLS)
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
-def test_an_exact_window_of_all_steps_is_bptt(cell, options, task_name):
-    task, model, batch = build(cell, task_name, **options)
+def test_an_exact_window_of_all_steps_is_bptt(cell, options, task_name, device):
+    task, model, batch = build(cell, task_name, device=device, **options)
     _, want = grads(model, make_estimator("bptt"), batch, task)
     _, got = grads(model, make_estimator("dsf", exact_window=40), batch, task)  # copy: 12 + 20 steps
     assert_same(got, want)
@@ -248,10 +250,10 @@ def test_an_exact_window_of_all_steps_is_bptt(cell, options, task_name):
 
 @pytest.mark.parametrize("cell", ["srn", "lstm", "gru"])
 @pytest.mark.parametrize("window", [1, 3, 7])
-def test_an_exact_window_without_feedback_is_truncated_bptt_for_one_output(cell, window):
+def test_an_exact_window_without_feedback_is_truncated_bptt_for_one_output(cell, window, device):
     """With the loss on the last step only, k exact steps back and no feedback is truncated BPTT
     through the last k + 1 steps."""
-    task, model, batch = build(cell, "adding")
+    task, model, batch = build(cell, "adding", device=device)
     dsf = make_estimator("dsf", feedback="constant", feedback_low=0.0, feedback_high=0.0, exact_window=window)
     _, got = grads(model, dsf, batch, task)
     _, want = grads(model, make_estimator("tbptt", truncation=window + 1), batch, task)
@@ -287,8 +289,8 @@ def reference_dsf_grads(model, batch, task, feedback):
 @pytest.mark.parametrize("cell,options", LOOP_CELLS)
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 @pytest.mark.parametrize("kind", ["uniform", "stationary-diagonal"])
-def test_all_steps_at_once_equals_per_step_local_backward(cell, options, task_name, kind):
-    task, model, batch = build(cell, task_name, seed=3, **options)
+def test_all_steps_at_once_equals_per_step_local_backward(cell, options, task_name, kind, device):
+    task, model, batch = build(cell, task_name, seed=3, device=device, **options)
     dsf = make_estimator("dsf", feedback=kind, seed=3)
     _, got = grads(model, dsf, batch, task)
     want = reference_dsf_grads(model, batch, task, dsf.feedback["diagonal"])
@@ -305,9 +307,9 @@ def trainable_initial_state(cell: str) -> bool:
                          + [("bn-lstm", {"batch_norm": False})])
 @pytest.mark.parametrize("estimator,settings", [("bptt", {}), ("tbptt", {"truncation": 1})]
                          + [("dsf", f) for f in FEEDBACK_CHOICES] + [("dsf", {"exact_window": 2})])
-def test_every_trainable_initial_state_gets_its_gradient(cell, options, estimator, settings):
+def test_every_trainable_initial_state_gets_its_gradient(cell, options, estimator, settings, device):
     """On a task with a loss at every step, so that even fully truncated BPTT reaches step 0."""
-    task, model, batch = build(cell, "copy", **options)
+    task, model, batch = build(cell, "copy", device=device, **options)
     initial = [name for name, _ in model.cell.named_parameters() if name in ("h0", "c0")]
     _, got = grads(model, make_estimator(estimator, **settings), batch, task)
     for name, grad in zip((n for n, _ in model.named_parameters()), got):
@@ -386,8 +388,8 @@ DSF_RUN = ["task.seq_len=12", "task.val_size=64", "task.test_size=64", "cell.nam
            "train.alignment_every=5", "gradient.name=dsf", "gradient.refresh_every=7", "train.stop_when_solved=false"]
 
 
-def test_run_records_alignment_and_feedback_and_resumes_mid_refresh_exactly(tmp_path, interrupt_and_resume):
-    config = RunConfig().with_overrides(DSF_RUN)
+def test_run_records_alignment_and_feedback_and_resumes_mid_refresh_exactly(tmp_path, interrupt_and_resume, device):
+    config = RunConfig().with_overrides(DSF_RUN + [f"train.device={device}"])
     whole = run_experiment(config, tmp_path / "a", progress=False)
 
     def records(root, run_id):

@@ -155,6 +155,26 @@ def test_every_copy_of_the_records_is_the_checkpoints_after_a_resume(tmp_path, i
     assert ResultStore(tmp_path).evals(result.run_id) == lines == history
 
 
+def test_a_run_moves_between_devices_under_its_id(tmp_path, interrupt, device):
+    """Stopped on the test device at update 25 and resumed on the CPU, a run keeps its id, its
+    checkpoint loads whichever device wrote it, and it ends where the whole run on the CPU ends:
+    exactly when the test device is the CPU, to float32 rounding otherwise."""
+    there, here = small_config(f"train.device={device}"), small_config("train.device=cpu")
+    assert there.run_id() == here.run_id()
+    whole = run_experiment(here, tmp_path / "whole", progress=False)
+    interrupt(there, tmp_path / "moved", 25)
+    moved = run_experiment(here, tmp_path / "moved", resume=True, progress=False)
+    assert moved.run_id == whole.run_id
+    assert json.loads((moved.run_dir / "config.json").read_text())["train"]["device"] == "cpu"
+    (got, got_test), (want, want_test) = records(tmp_path / "moved"), records(tmp_path / "whole")
+    if device.type == "cpu":
+        assert (got, got_test) == (want, want_test)
+    else:
+        assert [r["step"] for r in got] == [r["step"] for r in want]
+        assert [r["val"]["loss"] for r in got] == pytest.approx([r["val"]["loss"] for r in want], rel=1e-3)
+        assert got_test["loss"] == pytest.approx(want_test["loss"], rel=1e-3)
+
+
 def test_an_interruption_crosses_process_boundaries_whole():
     again = pickle.loads(pickle.dumps(Interrupted("SIGTERM received: run x stopped", signal.SIGTERM)))
     assert isinstance(again, KeyboardInterrupt) and str(again) == "SIGTERM received: run x stopped"

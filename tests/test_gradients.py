@@ -11,15 +11,15 @@ from longdeps.model import SequenceModel
 from longdeps.tasks import make_task
 
 
-def setup(cell_name, task_name, seq_len=12, batch=5, seed=0):
+def setup(cell_name, task_name, device, seq_len=12, batch=5, seed=0):
     torch.manual_seed(seed)
     task = make_task(task_name, seq_len)
-    model = SequenceModel(make_cell(cell_name, task.input_size, 7), task.output_size, task.readout).double()
+    model = SequenceModel(make_cell(cell_name, task.input_size, 7), task.output_size, task.readout).double().to(device)
     batch = task.sample(batch, torch.Generator().manual_seed(seed))
     batch.x = batch.x.double()
     if batch.y.is_floating_point():
         batch.y = batch.y.double()
-    return task, model, batch
+    return task, model, batch.to(device)
 
 
 def grads_of(model, estimator, batch, task):
@@ -44,8 +44,8 @@ def reference_truncated_grads(model, batch, task, k):
 
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
-def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
-    task, model, batch = setup(cell, task_name)
+def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name, device):
+    task, model, batch = setup(cell, task_name, device)
     steps = batch.x.shape[0]
     loss_b, bptt = grads_of(model, make_estimator("bptt"), batch, task)
     for k in (steps, steps + 5):
@@ -58,8 +58,8 @@ def test_tbptt_with_k_at_least_T_equals_bptt(cell, task_name):
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k):
-    task, model, batch = setup(cell, task_name)
+def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k, device):
+    task, model, batch = setup(cell, task_name, device)
     _, got = grads_of(model, make_estimator("tbptt", truncation=k), batch, task)
     want = reference_truncated_grads(model, batch, task, k)
     for a, b in zip(got, want):
@@ -70,8 +70,8 @@ def test_tbptt_matches_stepwise_truncation_reference(cell, task_name, k):
 
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
-def test_gradient_profile_equals_per_example_autograd(cell, task_name):
-    task, model, batch = setup(cell, task_name)
+def test_gradient_profile_equals_per_example_autograd(cell, task_name, device):
+    task, model, batch = setup(cell, task_name, device)
     # batch norm couples the examples of a batch in training; evaluation uses population statistics
     recompute_population_statistics(model, [batch.x])
     model.eval()

@@ -34,9 +34,9 @@ def grid(cells=None):
     return list(itertools.product(cells or list(CELLS), ESTIMATORS, SAMPLERS, CONTINUATIONS))
 
 
-def train_or_refuse(point, results) -> str:
-    """Build the run of ``point`` and train two updates; returns "trained" or "refused"."""
-    overrides = [f"{axis}.name={name}" for axis, name in zip(AXES, point)]
+def train_or_refuse(point, results, device="cpu") -> str:
+    """Build the run of ``point`` on ``device`` and train two updates; returns "trained" or "refused"."""
+    overrides = [f"{axis}.name={name}" for axis, name in zip(AXES, point)] + [f"train.device={device}"]
     config = RunConfig().with_overrides(TINY + overrides + [o for name in point for o in REQUIRED.get(name, [])])
     try:
         run = Run(config, ResultStore(results))
@@ -57,8 +57,8 @@ def train_or_refuse(point, results) -> str:
 
 
 @pytest.mark.parametrize("point", grid(), ids="-".join)
-def test_every_combination_trains_or_is_refused_by_a_declared_capability(point, tmp_path):
-    train_or_refuse(point, tmp_path)
+def test_every_combination_trains_or_is_refused_by_a_declared_capability(point, tmp_path, device):
+    train_or_refuse(point, tmp_path, device)
 
 
 class ToyCell(RecurrentCell):

@@ -4,7 +4,8 @@ A ``RunConfig`` is built from defaults, a YAML/TOML file, and ``key=value``
 overrides with dotted names (``cell.hidden_size=64``). Its canonical JSON
 hashes to the run id, so the same settings always name the same run; the
 ``EXECUTION_FIELDS``, which say how a run is computed rather than what, are
-left out of it. A section that chooses a component (``Component``) also
+left out of it, and the ``PLACEMENT_FIELDS`` (the device) enter it at one fixed
+value. A section that chooses a component (``Component``) also
 takes the options of that component it does not declare (``cell.scale=0.5``
 for a cell whose constructor has ``scale``).
 """
@@ -235,8 +236,12 @@ class RunConfig:
                 if key not in skip and not (value is None and key in defaults and defaults[key] is None)}
 
     def run_id(self) -> str:
-        """12 hex digits of the SHA-256 of the canonical JSON of the config without its ``EXECUTION_FIELDS``."""
-        text = json.dumps(self.to_dict(identity=True), sort_keys=True, separators=(",", ":"))
+        """12 hex digits of the SHA-256 of the canonical JSON of the config without its ``EXECUTION_FIELDS``
+        and with its ``PLACEMENT_FIELDS`` at their fixed values."""
+        data = self.to_dict(identity=True)
+        for section, values in PLACEMENT_FIELDS.items():
+            data[section].update(values)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @classmethod
@@ -287,6 +292,13 @@ SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
 #: defaults, so that the records of runs that do not set them (config.json, the store) read as
 #: before the fields existed, and group with them in reports.
 EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_block", "compile_fallback")}
+
+#: the fields that say where a run computes, each with the value the run id hashes it at whatever
+#: it is set to, so that a run keeps its id and its checkpoint on another device (started on a GPU,
+#: it resumes on a CPU). The value is the default, which ids hashed as the field itself before,
+#: so the ids of earlier runs on the CPU stay. Unlike the ``EXECUTION_FIELDS`` these are always
+#: written, so that a record says where its run computed last.
+PLACEMENT_FIELDS: dict[str, dict[str, Any]] = {"train": {"device": "cpu"}}
 
 #: the fields of a component's section that are not its options: what it is built with (the
 #: cell's width) or what the trainer reads (the clipping bound)

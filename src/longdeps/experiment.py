@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from longdeps.cells import State, detach_state, make_cell
+from longdeps.cells import State, detach_state, make_cell, map_state
 from longdeps.config import RunConfig, validate
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
@@ -118,7 +118,7 @@ class Run:
         self.data_generator.set_state(state["data_generator"])
         torch.set_rng_state(state["torch_rng"])
         self.sampler.load_state_dict(state["sampler"])
-        self.carry = state["carry"]
+        self.carry = None if state["carry"] is None else map_state(lambda s: s.to(self.device), state["carry"])
         self.estimator.load_state_dict(state["estimator"])
 
     def save_checkpoint(self) -> None:
@@ -197,17 +197,19 @@ class Run:
         return self.finish(shown)
 
     def train_step(self) -> tuple[float, float]:
-        """One update; returns the batch loss and the gradient norm before clipping."""
-        batch = self.sampler.next_batch(self.config.train.batch_size, self.data_generator).to(self.device)
-        if not torch.isfinite(batch.x).all():
+        """One update; returns the batch loss and the gradient norm before clipping. The update waits
+        for the device once, to read these two numbers."""
+        batch = self.sampler.next_batch(self.config.train.batch_size, self.data_generator)
+        if not torch.isfinite(batch.x).all():  # checked where the batch was made, before it moves
             raise LongdepsError(f"training batch at step {self.step} contains non-finite inputs (nan/inf); run {self.run_id} stopped, "
                                 f"{self.folder.kept()}")
+        batch = batch.to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
         with self.continuation.perturbation(self.model):
             losses, final = self.estimator.backward(self.model, batch, self.task, self.carry if batch.continues else None)
-        loss = float(losses.mean())
         clip = self.config.gradient.clip_norm
-        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip is not None else float("inf")))
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip is not None else float("inf"))
+        loss, norm = torch.stack([losses.mean().detach(), norm.to(losses)]).tolist()
         for name, value in (("loss", loss), ("gradient norm", norm)):
             if value != value or value in (float("inf"), float("-inf")):
                 raise LongdepsError(f"{name} became {value} at step {self.step}; run {self.run_id} diverged, "

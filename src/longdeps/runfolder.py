@@ -73,8 +73,9 @@ class RunFolder:
         self.saved_step = state["step"]
 
     def load_checkpoint(self) -> dict[str, Any]:
-        """The training state in the checkpoint; the records become the checkpoint's."""
-        state = torch.load(self.checkpoint_path, weights_only=False)
+        """The training state in the checkpoint, its tensors on the CPU whatever device wrote them (the
+        run moves them to its own); the records become the checkpoint's."""
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         self.records, self.saved_step = state["history"], state["step"]
         return state
 

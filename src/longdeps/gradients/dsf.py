@@ -200,7 +200,7 @@ class DSF(GradientEstimator):
         ``A`` itself with the loop backend (CPUs: T small products cost less there than two
         large complex ones into and out of the eigenbasis) and where the eigenvectors are
         ill-conditioned."""
-        fb = self.feedback
+        fb = self.feedback_on(e.device)
         if "diagonal" in fb:
             return linear_scan(fb["diagonal"].to(e), e, self.scan_backend)
         backend = self.scan_backend if self.scan_backend != "auto" else ("loop" if e.device.type == "cpu" else "doubling")
@@ -211,9 +211,16 @@ class DSF(GradientEstimator):
                 torch.addmm(e[t], g[t + 1], matrix, out=g[t])
             return g
         complex_dtype = (e.new_zeros(()) * 1j).dtype
-        basis, inverse = fb["basis"].to(e.device, complex_dtype), fb["inverse"].to(e.device, complex_dtype)
-        u = linear_scan(fb["eigenvalues"].to(e.device, complex_dtype), e.to(complex_dtype) @ basis, backend)
+        basis, inverse = fb["basis"].to(complex_dtype), fb["inverse"].to(complex_dtype)
+        u = linear_scan(fb["eigenvalues"].to(complex_dtype), e.to(complex_dtype) @ basis, backend)
         return (u @ inverse).real
+
+    def feedback_on(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The feedback in use, moved to ``device`` the first time it is needed there (``uniform`` is
+        drawn on the CPU, and a checkpoint loads on it)."""
+        if any(t.device != device for t in self.feedback.values()):
+            self.feedback = {name: t.to(device) for name, t in self.feedback.items()}
+        return self.feedback
 
     def local_pass(self, cell, x: torch.Tensor, states: State, recurrent_inputs: torch.Tensor | None,
                    start: int, stop: int, weights, previous: State | None = None) -> State:
