@@ -192,6 +192,25 @@ def test_population_command_recomputes_and_saves(tmp_path, capsys):
     assert "no batch-normalised cell" in capsys.readouterr().err
 
 
+def test_population_command_computes_a_run_from_another_device_where_told(tmp_path, capsys, monkeypatch):
+    import json
+
+    from longdeps.cli import main
+    from longdeps.experiment import run_experiment
+
+    small = ["cell.name=bn-lstm", "cell.hidden_size=6", "task.seq_len=10", "task.val_size=50", "task.test_size=50",
+             "train.steps=10", "train.eval_every=10", "train.batch_size=16", "train.population_examples=16"]
+    bn = run_experiment(RunConfig().with_overrides(small), tmp_path, progress=False)
+    recorded = json.loads((bn.run_dir / "config.json").read_text())
+    recorded["train"]["device"] = "cuda"  # as if it had trained on a GPU, and its folder were copied here
+    (bn.run_dir / "config.json").write_text(json.dumps(recorded))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["population", bn.run_id, "--results", str(tmp_path), "--examples", "32"]) == 2
+    assert "train.device='cuda' is not available on this machine" in capsys.readouterr().err
+    assert main(["population", bn.run_id, "--results", str(tmp_path), "--examples", "32", "--device", "cpu"]) == 0
+    assert f"run {bn.run_id}: population statistics from 2 training batches" in capsys.readouterr().out
+
+
 def test_population_pass_over_a_stream_takes_the_requested_examples(tmp_path):
     config = RunConfig().with_overrides(["task.name=shakespeare-char", "task.variant=stream", "task.seq_len=20",
                                          "cell.name=bn-lstm", "cell.hidden_size=6", "train.batch_size=16"])

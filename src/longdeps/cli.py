@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     population.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
     population.add_argument("--examples", type=int, help="training examples in the pass (default: all)")
     population.add_argument("--data-dir", help=DATA_DIR_HELP)
+    population.add_argument("--device", help="torch device to compute on (default: the run's train.device)")
 
     sub.add_parser("tasks", help="list the tasks: variants, sequence length, classes, metric")
     sub.add_parser("cells", help="list the recurrent cells")
@@ -237,7 +238,10 @@ def cmd_population(args: argparse.Namespace) -> None:
     folder = store.run_dir(args.run_id)
     if not (folder / "checkpoint.pt").is_file():
         raise LongdepsError(f"run {args.run_id!r} has no checkpoint in {folder}")
-    run = Run(RunConfig.from_dict(json.loads((folder / "config.json").read_text())), store, data_dir=args.data_dir)
+    config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    if args.device:  # the device is not part of the run id: the run stays the same
+        config = config.with_overrides([f"train.device={args.device}"])
+    run = Run(config, store, data_dir=args.data_dir)
     run.load_state_dict(run.folder.load_checkpoint())
     batches = run.evaluator.recompute_population(args.examples, run.step)
     if not batches:
