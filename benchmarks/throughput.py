@@ -16,11 +16,16 @@ also timed compiled (``cell.compile=true``, blocks of BLOCK steps, by default
 the config's), as ``<name>, compiled``; the seconds its warm-up step spent
 compiling (forward and backward) are shown apart, in their own column.
 
-    python benchmarks/throughput.py [--lengths 100 784 1000] [--repeats 7] [--compile [BLOCK]] [--out FILE]
+    python benchmarks/throughput.py [--device cpu] [--lengths 100 784 1000] [--repeats 7] [--compile [BLOCK]] [--out FILE]
     python benchmarks/throughput.py --lengths 1000 --batch 128 --hidden 138 --variants asrnn orthrnn
 
 ``--variants`` times only the named ones (and the native references they are
-compared with).
+compared with). ``--device`` (default cpu) puts the modules and the input on
+that device, e.g. ``cuda``, where the fused references are cuDNN's kernels; the
+clock then waits for the GPU's queued work at both ends of a step, and the
+page faults, which count only the CPU process's memory, say little.
+
+    python benchmarks/throughput.py --device cuda --lengths 1000 4000 --batch 32 --hidden 256 --variants bn-lstm asrnn
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import time
 
 import torch
 
@@ -37,6 +41,7 @@ from longdeps.cells import RecurrentCell, make_cell
 from longdeps.config import CellConfig
 
 from figures import store_figures
+from timing import device_label, gpu_name, timed
 
 
 #: the variants that run a cell's step loop: name -> (cell, its options, the native reference)
@@ -103,15 +108,19 @@ def train_step(module: torch.nn.Module, x: torch.Tensor) -> None:
 
 
 def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: list[str] | None = None,
-            compile_block: int | None = None) -> list[dict]:
+            compile_block: int | None = None, device: torch.device = torch.device("cpu")) -> list[dict]:
+    """A row per length and variant: the median milliseconds of a step on ``device`` (input
+    ``(T, batch, 1)``), its ratio to the native reference's, the step's page faults and, for a
+    compiled variant, the seconds spent compiling."""
     rows = []
     for steps in lengths:
         torch.manual_seed(0)
-        x = torch.randn(steps, batch, 1)
+        x = torch.randn(steps, batch, 1).to(device)
         mods = variants(hidden, compile_block)
         if only:
             keep = set(only) | {mods[name][1] for name in only}
             mods = {name: entry for name, entry in mods.items() if name in keep}
+        mods = {name: (module.to(device), reference) for name, (module, reference) in mods.items()}
         times: dict[str, list[float]] = {name: [] for name in mods}
         faults: dict[str, list[int]] = {name: [] for name in mods}
         for name, (module, _) in mods.items():  # warm-up (and compiling)
@@ -120,9 +129,7 @@ def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: lis
             for name, (module, _) in mods.items():
                 module.zero_grad(set_to_none=True)
                 mapped = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                start = time.perf_counter()
-                train_step(module, x)
-                times[name].append(time.perf_counter() - start)
+                times[name].append(timed(lambda: train_step(module, x), device))
                 faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - mapped)
         medians = {name: statistics.median(t) * 1e3 for name, t in times.items()}
         for name, (module, reference) in mods.items():
@@ -136,6 +143,7 @@ def measure(lengths: list[int], batch: int, hidden: int, repeats: int, only: lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", type=torch.device, default="cpu", help="where to run (default: %(default)s)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 784, 1000])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
@@ -149,16 +157,17 @@ def main() -> None:
                         help="keep malloc's defaults (freed large tensors go back to the system)")
     args = parser.parse_args()
     kept = not args.system_allocator and keep_freed_memory()
-    rows = measure(args.lengths, args.batch, args.hidden, args.repeats, args.variants, args.compile)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, hidden {args.hidden}, "
-          f"median of {args.repeats}, freed memory {'kept' if kept else 'returned to the system'}")
+    rows = measure(args.lengths, args.batch, args.hidden, args.repeats, args.variants, args.compile, args.device)
+    print(f"torch {torch.__version__} on {device_label(args.device)}, {torch.get_num_threads()} threads, "
+          f"batch {args.batch}, hidden {args.hidden}, median of {args.repeats}, "
+          f"freed memory {'kept' if kept else 'returned to the system'}")
     print(f"{'T':>5}  {'variant':28s} {'ms':>9} {'page faults':>12}  {'ratio to native':22s} compiling (s)")
     for r in rows:
         compiling = "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
         print(f"{r['T']:>5}  {r['variant']:28s} {r['ms']:9.2f} {r['page_faults']:12d}  "
               f"{r['ratio']:.2f}x {r['reference']:16s} {compiling}")
-    store_figures(args.out, batch=args.batch, hidden=args.hidden, freed_memory_kept=kept, repeats=args.repeats,
-                  compile_block=args.compile, rows=rows)
+    store_figures(args.out, device=str(args.device), gpu=gpu_name(args.device), batch=args.batch, hidden=args.hidden,
+                  freed_memory_kept=kept, repeats=args.repeats, compile_block=args.compile, rows=rows)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""What the floor benchmarks (``bn_lstm_floor.py``, ``asrnn_floor.py``) share: their arguments, the
-check that a variant computes the library cell's gradients, and the timing."""
+"""What the benchmarks share: timing on any device (``synchronize``, ``timed``) and naming it
+(``gpu_name``, ``device_label``); for the floor benchmarks (``bn_lstm_floor.py``, ``asrnn_floor.py``)
+their arguments, the check that a variant computes the library cell's gradients, and their
+interleaved timing."""
 
 from __future__ import annotations
 
@@ -9,6 +11,34 @@ import time
 from typing import Callable
 
 import torch
+
+CPU = torch.device("cpu")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the work queued on ``device`` is done: a CUDA GPU runs its kernels after the
+    Python call that launched them has returned; on the CPU an operation is done when it returns."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(step: Callable[[], object], device: torch.device = CPU) -> float:
+    """Seconds that ``step()`` takes, the work it queues on ``device`` included."""
+    synchronize(device)
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def gpu_name(device: torch.device) -> str | None:
+    """The model of CUDA ``device`` (e.g. "NVIDIA H200"); None on any other device."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
+
+
+def device_label(device: torch.device) -> str:
+    """``device`` as a header line names it: "cpu", or "cuda (NVIDIA H200)"."""
+    return f"{device} ({gpu_name(device)})" if device.type == "cuda" else str(device)
 
 
 def floor_parser(description: str, steps: int, batch: int, hidden: int, repeats: int, block: int,
@@ -40,9 +70,7 @@ def interleaved_medians(variants: dict[str, Callable[[], None]], repeats: int) -
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name, step in variants.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(step))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
