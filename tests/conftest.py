@@ -3,8 +3,8 @@
 ``LONGDEPS_TEST_DEVICE`` (default ``cpu``) names a torch device, e.g. ``cuda``: every test that
 takes the ``device`` fixture (cells against torch.nn and float64 references, gradient estimators
 against theirs, the scan, the training grid, resuming) then runs there, and ``pytest -m device``
-selects them alone. On a GPU these tests turn TF32 off, since they check the maths to float32's
-rounding or finer.
+selects them alone. The tests run with TF32 off, which matters on a GPU only: they check the maths
+to float32's rounding or finer.
 """
 
 import os

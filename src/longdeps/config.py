@@ -215,8 +215,9 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self, identity: bool = False) -> dict[str, dict[str, Any]]:
-        """Every field by section, but the ``EXECUTION_FIELDS`` at their defaults (with ``identity``:
-        all of them, as the run id hashes it)."""
+        """Every field by section, but the ``EXECUTION_FIELDS`` at their defaults; with ``identity``,
+        what the run id hashes: none of the ``EXECUTION_FIELDS``, and the ``PLACEMENT_FIELDS`` at
+        their fixed values."""
         data = dataclasses.asdict(self)
         for values in data.values():
             values.update(values.pop("more", ()))
@@ -224,6 +225,9 @@ class RunConfig:
             for name in names:
                 if identity or data[section][name] == getattr(SECTIONS[section], name):
                     del data[section][name]
+        if identity:
+            for section, values in PLACEMENT_FIELDS.items():
+                data[section].update(values)
         return data
 
     def options(self, section: str) -> dict[str, Any]:
@@ -236,12 +240,8 @@ class RunConfig:
                 if key not in skip and not (value is None and key in defaults and defaults[key] is None)}
 
     def run_id(self) -> str:
-        """12 hex digits of the SHA-256 of the canonical JSON of the config without its ``EXECUTION_FIELDS``
-        and with its ``PLACEMENT_FIELDS`` at their fixed values."""
-        data = self.to_dict(identity=True)
-        for section, values in PLACEMENT_FIELDS.items():
-            data[section].update(values)
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        """12 hex digits of the SHA-256 of the canonical JSON of ``to_dict(identity=True)``."""
+        text = json.dumps(self.to_dict(identity=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @classmethod
@@ -295,9 +295,9 @@ EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_blo
 
 #: the fields that say where a run computes, each with the value the run id hashes it at whatever
 #: it is set to, so that a run keeps its id and its checkpoint on another device (started on a GPU,
-#: it resumes on a CPU). The value is the default, which ids hashed as the field itself before,
-#: so the ids of earlier runs on the CPU stay. Unlike the ``EXECUTION_FIELDS`` these are always
-#: written, so that a record says where its run computed last.
+#: it resumes on a CPU). That value is the field's default, which earlier ids hashed, so they stay.
+#: Unlike the ``EXECUTION_FIELDS`` these are always written, so that a record says where its run
+#: computed last.
 PLACEMENT_FIELDS: dict[str, dict[str, Any]] = {"train": {"device": "cpu"}}
 
 #: the fields of a component's section that are not its options: what it is built with (the

@@ -56,6 +56,12 @@ def linear_scan(a: torch.Tensor, e: torch.Tensor, backend: str = "auto", reverse
         raise LongdepsError(f"per-step scan coefficients need {e.shape[0]} steps, got {a.shape[0]}")
     if not reverse:
         return linear_scan(a.flip(0) if per_step else a, e.flip(0), backend).flip(0)
-    if backend == "auto":
-        backend = "loop" if e.device.type == "cpu" else "doubling"
-    return (_loop if backend == "loop" else _doubling)(a, e, per_step)
+    return (_loop if chosen_backend(backend, e.device) == "loop" else _doubling)(a, e, per_step)
+
+
+def chosen_backend(backend: str, device: torch.device) -> str:
+    """The backend that runs on ``device``: ``backend`` itself, or for ``auto`` the loop on a CPU
+    and the doubling scan elsewhere."""
+    if backend != "auto":
+        return backend
+    return "loop" if device.type == "cpu" else "doubling"

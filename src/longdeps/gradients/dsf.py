@@ -74,7 +74,7 @@ import torch.nn.functional as F
 from longdeps.cells import State, map_state
 from longdeps.errors import LongdepsError
 from longdeps.functional.known_linear import known_linear
-from longdeps.functional.scan import linear_scan
+from longdeps.functional.scan import chosen_backend, linear_scan
 from longdeps.gradients.base import GradientEstimator
 from longdeps.gradients.jacobian import flatten_state, state_parts, step_jacobians, unflatten_state
 from longdeps.model import SequenceModel
@@ -203,7 +203,7 @@ class DSF(GradientEstimator):
         fb = self.feedback_on(e.device)
         if "diagonal" in fb:
             return linear_scan(fb["diagonal"].to(e), e, self.scan_backend)
-        backend = self.scan_backend if self.scan_backend != "auto" else ("loop" if e.device.type == "cpu" else "doubling")
+        backend = chosen_backend(self.scan_backend, e.device)
         if backend == "loop" or "eigenvalues" not in fb:
             matrix, g = fb["matrix"].to(e), torch.empty_like(e)
             g[-1] = e[-1]
