@@ -348,6 +348,7 @@ def test_report_has_a_section_per_task_and_labels_models_by_their_cell(tmp_path)
         assert "| cell=srn | 1 |" in section and "| cell=lstm | 1 |" in section and "- cell=srn: hidden_size=6" in section
         assert "Memoryless baseline loss: 0.1667" in section and "| test loss / memoryless |" in section
     assert "Published figures" not in sections[0] and "| cell=lstm | test loss | 0.1 | " in sections[1]
+    assert "Cost-quality frontier" not in text  # the settings share their estimator
     for slug in ("adding-arjovsky2016-t-5", "adding-arjovsky2016-t-7"):
         assert (tmp_path / "out" / f"learning_curves-{slug}.png").exists()
         assert f"(gradient_profile-{slug}.png)" in text
@@ -365,3 +366,7 @@ def test_report_tables_and_plots_gradient_alignment_where_runs_measure_it(tmp_pa
     assert "| 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in rows["| gradient=bptt"]
     assert "| 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 |" not in rows["| gradient=tbptt"]
     assert "| gradient cosine with BPTT |" in text and (tmp_path / "out" / "alignment.png").exists()
+    # the settings differ in their estimator: each is a point of the cost-quality frontier
+    frontier = text.split("## Cost-quality frontier")[1].split("\n## ")[0]
+    assert "| gradient=bptt | 2 |" in frontier and "| gradient=tbptt | 2 |" in frontier
+    assert "yes |" in frontier and (tmp_path / "out" / "frontier.png").exists()
