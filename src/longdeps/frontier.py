@@ -34,6 +34,8 @@ from longdeps.reporting import Setting, bootstrap_interval, ms_per_update  # noq
 
 #: bootstrap resamplings of the seeds for each interval
 RESAMPLES = 10_000
+#: what every row of a cost file names: the setting it measured and its time (ms)
+COST_FIELDS = {"task", "cell", "T", "hidden", "batch", "gradient", "ms"}
 
 
 def pareto_front(costs: Sequence[float], qualities: Sequence[float], higher_is_better: bool) -> list[bool]:
@@ -64,13 +66,11 @@ def read_costs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError) as err:
             raise LongdepsError(f"cannot read cost file {str(path)!r}: {err}") from None
         found = record.get("rows") if isinstance(record, dict) else None
-        if not isinstance(found, list) or not all(isinstance(r, dict) and {"cell", "T", "hidden", "ms", "gradient"} <= set(r)
-                                                  for r in found):
+        if not isinstance(found, list) or not all(isinstance(r, dict) and COST_FIELDS <= set(r) for r in found):
             raise LongdepsError(f"{str(path)!r} is not a cost file of benchmarks/gradient_cost.py with rows that name "
                                 "their estimator (write it again with this version)")
         source = {"path": str(path), "device": record.get("device"), "threads": record.get("threads"), "note": record.get("note")}
-        rows += [{**row, "batch": row.get("batch", record.get("batch")), "task": row.get("task", record.get("task", "adding")),
-                  "source": source} for row in found]
+        rows += [{**row, "source": source} for row in found]
     return rows
 
 
@@ -104,8 +104,7 @@ def points(settings: list[Setting], estimators: list[dict[str, Any]], costs: lis
             ms = bootstrap_interval(np.array([ms_per_update(r) for r in setting.runs], dtype=float), RESAMPLES, rng)
         else:
             row = measured_ms(costs, setting, estimator)
-            time = row.get("amortised_ms", row["ms"]) if row else None
-            ms = None if time is None else {"mean": time, "low": time, "high": time}
+            ms = None if row is None else dict.fromkeys(("mean", "low", "high"), row.get("amortised_ms", row["ms"]))
         found.append(Point(setting.label, ms, quality, len(setting.runs)))
     return found
 
