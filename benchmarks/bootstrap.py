@@ -21,16 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from longdeps.report import group_runs
+from longdeps.reporting import bootstrap_interval
 from longdeps.store import ResultStore
 
 from figures import store_figures
-
-
-def interval(values: np.ndarray, resamples: int, rng: np.random.Generator) -> dict[str, float]:
-    """Mean of ``values`` (one per seed) and the 2.5% and 97.5% percentiles of resampled means."""
-    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(values.mean()), "low": float(low), "high": float(high)}
 
 
 def shown(figure: dict[str, float], fmt: str) -> str:
@@ -60,10 +54,11 @@ def main() -> None:
         cosines = [statistics.fmean(e["alignment"]["cosine"] for e in evals if "alignment" in e)
                    for evals in setting.evals if any("alignment" in e for e in evals)]
         row = {"setting": setting.label, "runs": len(setting.runs), "budget": budget,
-               "solved": interval(solved, args.resamples, rng), "updates": interval(updates, args.resamples, rng),
-               "test_metric": interval(test, args.resamples, rng)}
+               "solved": bootstrap_interval(solved, args.resamples, rng),
+               "updates": bootstrap_interval(updates, args.resamples, rng),
+               "test_metric": bootstrap_interval(test, args.resamples, rng)}
         if cosines:
-            row["cosine"] = interval(np.array(cosines), args.resamples, rng)
+            row["cosine"] = bootstrap_interval(np.array(cosines), args.resamples, rng)
         rows.append(row)
         print(f"| {setting.label} | {len(setting.runs)} | {shown(row['solved'], '{:.2f}')} "
               f"| {shown(row['updates'], '{:.0f}')} | {shown(row['test_metric'], '{:.3f}')} "

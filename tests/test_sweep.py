@@ -16,7 +16,8 @@ from longdeps.cli import main
 from longdeps.config import RunConfig
 from longdeps.report import write_report
 from longdeps.store import ResultStore
-from longdeps.sweep import LocalPool, RayExecutor, Sequential, benchmark_suites, load_suite, run_suite, summary_table
+from longdeps.sweep import (LocalPool, RayExecutor, Sequential, benchmark_suites, load_suite, run_suite, save_suite,
+                            summary_table)
 
 TINY = {"task": {"name": "adding", "seq_len": 8, "val_size": 64, "test_size": 64},
         "cell": {"hidden_size": 8}, "train": {"steps": 20, "eval_every": 10, "checkpoint_every": 10, "batch_size": 8}}
@@ -90,6 +91,32 @@ def test_a_labelled_grid_entry_sets_fields_of_several_sections_together(tmp_path
     assert [(c.cell.name, c.cell.hidden_size, c.optimizer.lr, c.gradient.clip_norm, c.task.seq_len) for c in configs] == [
         ("lstm", 6, 0.005, None, 5), ("lstm", 6, 0.005, None, 7),
         ("srn", 8, 0.001, 10.0, 5), ("srn", 8, 0.001, 10.0, 7)]
+
+
+def test_a_labelled_grid_entry_may_name_the_seeds_of_its_points(tmp_path):
+    grid = {"setting": [{"task": {"seq_len": 5}, "seeds": [4, 5, 6]}, {"task": {"seq_len": 7}}],
+            "cell.name": ["srn", "lstm"]}
+    suite = load_suite(str(write_suite(tmp_path, "seeded", grid=grid, seeds=[0])))
+    assert [(label, [c.train.seed for c in configs]) for label, configs in suite.points()] == [
+        ("task.seq_len=5, cell.name=srn", [4, 5, 6]), ("task.seq_len=5, cell.name=lstm", [4, 5, 6]),
+        ("task.seq_len=7, cell.name=srn", [0]), ("task.seq_len=7, cell.name=lstm", [0])]
+    # a point's run ids are those of the same configs in a suite without entry seeds
+    plain = load_suite(str(write_suite(tmp_path, "plain", grid={"task.seq_len": [5], "cell.name": ["srn"]}, seeds=[4, 5, 6])))
+    assert [c.run_id() for c in plain.configs()] == [c.run_id() for c in suite.points()[0][1]]
+    # and the definition kept under a results root reads back the same
+    saved = load_suite(str(save_suite(tmp_path / "res", suite)))
+    assert [c.run_id() for c in saved.configs()] == [c.run_id() for c in suite.configs()]
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"setting": [{"task": {"seq_len": 5}, "seeds": [1, 1]}]}, "grid entry 'setting': seeds must be a non-empty list of distinct"),
+    ({"setting": [{"task": {"seq_len": 5}, "seeds": 3}]}, "grid entry 'setting': seeds must be a non-empty list"),
+    ({"a": [{"task": {"seq_len": 5}, "seeds": [1]}], "b": [{"cell": {"name": "srn"}, "seeds": [2]}]},
+     "grid entries of 'a' and 'b' both name seeds for one point"),
+])
+def test_bad_entry_seeds_are_refused_with_one_line(tmp_path, grid, message):
+    with pytest.raises(LongdepsError, match=message):
+        load_suite(str(write_suite(tmp_path, "bad", grid=grid)))
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -321,6 +348,7 @@ def test_report_has_a_section_per_task_and_labels_models_by_their_cell(tmp_path)
         assert "| cell=srn | 1 |" in section and "| cell=lstm | 1 |" in section and "- cell=srn: hidden_size=6" in section
         assert "Memoryless baseline loss: 0.1667" in section and "| test loss / memoryless |" in section
     assert "Published figures" not in sections[0] and "| cell=lstm | test loss | 0.1 | " in sections[1]
+    assert "Cost-quality frontier" not in text  # the settings share their estimator
     for slug in ("adding-arjovsky2016-t-5", "adding-arjovsky2016-t-7"):
         assert (tmp_path / "out" / f"learning_curves-{slug}.png").exists()
         assert f"(gradient_profile-{slug}.png)" in text
@@ -338,3 +366,7 @@ def test_report_tables_and_plots_gradient_alignment_where_runs_measure_it(tmp_pa
     assert "| 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in rows["| gradient=bptt"]
     assert "| 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 | 1.00 ± 0.00 |" not in rows["| gradient=tbptt"]
     assert "| gradient cosine with BPTT |" in text and (tmp_path / "out" / "alignment.png").exists()
+    # the settings differ in their estimator: each is a point of the cost-quality frontier
+    frontier = text.split("## Cost-quality frontier")[1].split("\n## ")[0]
+    assert "| gradient=bptt | 2 |" in frontier and "| gradient=tbptt | 2 |" in frontier
+    assert "yes |" in frontier and (tmp_path / "out" / "frontier.png").exists()

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sweep", "--suite", dest="sweep", metavar="NAME",
                         help="only the runs of this suite, with the paper's figures it declares")
     report.add_argument("--out", help="report folder (default: RESULTS/reports/NAME or RESULTS/reports/all)")
+    add_costs_argument(report)
 
     runs = sub.add_parser("runs", help="list runs in the store")
     runs.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
@@ -95,11 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_costs_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--costs", nargs="+", metavar="FILE",
+                        help="JSON files of benchmarks/gradient_cost.py: the cost-quality frontier takes the time of an "
+                             "update from them (default: from the runs' own wall time)")
+
+
 def add_sweep_arguments(parser: argparse.ArgumentParser, report: bool = False) -> None:
     """Where results go and which executor runs the suite."""
     parser.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
     if report:
         parser.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE)")
+        add_costs_argument(parser)
     parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--workers", type=int, help="runs at once on this machine (default: one per core); "
                         "with --ray-address local, the CPUs of the Ray instance it starts")
@@ -167,15 +175,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.command == "sweep":
         print(f"report: longdeps report --sweep {suite.name} --results {args.results}")
     elif len(failed) < len(outcomes):
-        print(f"report: {suite_report(args.results, suite.name, args.out)}")
+        print(f"report: {suite_report(args.results, suite.name, args.out, args.costs)}")
     print(f"{len(outcomes)} runs, {len(failed)} failed")
     if failed:
         raise LongdepsError(f"{len(failed)} of {len(outcomes)} runs of suite {suite.name!r} failed (listed above; "
                             f"longdeps runs --suite {suite.name} --status failed --results {args.results})")
 
 
-def suite_report(results: str, name: str, out: str | None = None) -> Path:
-    """Write suite ``name``'s report page, with the description and paper figures of its definition."""
+def suite_report(results: str, name: str, out: str | None = None, costs: list[str] | None = None) -> Path:
+    """Write suite ``name``'s report page, with the description and paper figures of its definition
+    (``costs``: cost files for the frontier, ``report.write_report``)."""
     from longdeps.report import write_report
     from longdeps.store import ResultStore
     from longdeps.sweep import recorded_suite
@@ -184,7 +193,7 @@ def suite_report(results: str, name: str, out: str | None = None) -> Path:
     suite = recorded_suite(results, name)
     return write_report(store, out or Path(results) / "reports" / name, suite=name,
                         title=f"Suite `{name}`", description=suite.description if suite else "",
-                        paper=suite.paper if suite else None)
+                        paper=suite.paper if suite else None, costs=costs)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -192,9 +201,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     from longdeps.store import ResultStore
 
     if args.sweep:
-        print(f"report: {suite_report(args.results, args.sweep, args.out)}")
+        print(f"report: {suite_report(args.results, args.sweep, args.out, args.costs)}")
         return
-    print(f"report: {write_report(ResultStore(args.results, create=False), args.out or Path(args.results) / 'reports' / 'all')}")
+    out = args.out or Path(args.results) / "reports" / "all"
+    print(f"report: {write_report(ResultStore(args.results, create=False), out, costs=args.costs)}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:

@@ -20,6 +20,10 @@ plots it cites:
   cosine between the estimator's gradient and exact BPTT's, for all cell
   parameters and for the recurrent weights, and their norm ratio, against
   updates (mean over seeds, min-max band);
+- ``frontier.png`` (settings that differ in their gradient estimator): the
+  cost-quality frontier, test metric against time per update with the Pareto
+  front (``longdeps.frontier``; the time from the runs, or from cost files
+  of ``benchmarks/gradient_cost.py``);
 - the sections that the runs' estimators, samplers and continuations add,
   with their plots (``longdeps.reporting``; e.g. sgr's refreshes,
   ``sampler_refreshes.png``).
@@ -40,8 +44,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from longdeps.errors import LongdepsError  # noqa: E402
+from longdeps.frontier import frontier_section, read_costs  # noqa: E402
 from longdeps.registry import REGISTRIES, options_of, registry_of  # noqa: E402
-from longdeps.reporting import Setting, mean_std  # noqa: E402
+from longdeps.reporting import Setting, mean_std, ms_per_update  # noqa: E402
 from longdeps.store import ResultStore, atomic_write_text  # noqa: E402
 
 #: what a suite's ``paper`` entries may compare -> (column label, our value for one finished run, or None)
@@ -341,11 +346,23 @@ def time_to_target(settings: list[Setting], heading: str = "##") -> list[str]:
     for s in settings:
         firsts = [(run, next((r for r in evals if r["solved"]), None)) for run, evals in zip(s.runs, s.evals)]
         solved = [(run, first) for run, first in firsts if first is not None]
-        per_update = [1000 * evals[-1]["wall_time"] / evals[-1]["step"] for evals in s.evals if evals]
+        per_update = [ms_per_update(run) for run in s.runs]
         lines.append(f"| {s.label} | {len(solved)}/{len(s.runs)} | {mean_std([f['step'] for _, f in solved], '{:.0f}')} "
                      f"| {mean_std([_epochs(run, f['step']) for run, f in solved], '{:.1f}')} "
                      f"| {mean_std([f['wall_time'] for _, f in solved], '{:.1f}')} | {mean_std(per_update, '{:.1f}')} |")
     return lines + ["", "Mean ± standard deviation over the solved runs (cost per update: over all runs).", ""]
+
+
+def estimator_options(setting: Setting) -> dict[str, Any]:
+    """The ``gradient.*`` fields that the setting's estimator reads and that are set, ``name`` included
+    (``{"name": "tbptt", "truncation": 4}``): what tells its estimator apart from another."""
+    return {f.split(".", 1)[1]: v for f, v in setting.config.items()
+            if f.startswith("gradient.") and v is not None and _read(setting.config, f)}
+
+
+def varies_estimator(settings: list[Setting]) -> bool:
+    """Whether the settings differ in their gradient estimator (its name or an option it reads)."""
+    return len({json.dumps(estimator_options(s), sort_keys=True) for s in settings}) > 1
 
 
 def paper_table(settings: list[Setting], paper: list[dict[str, Any]], metric: str, heading: str = "##") -> list[str]:
@@ -366,12 +383,16 @@ def paper_table(settings: list[Setting], paper: list[dict[str, Any]], metric: st
 
 
 def write_report(store: ResultStore, out: str | Path, suite: str | None = None, title: str | None = None,
-                 description: str = "", paper: list[dict[str, Any]] | None = None) -> Path:
+                 description: str = "", paper: list[dict[str, Any]] | None = None,
+                 costs: list[str | Path] | None = None) -> Path:
     """Write ``report.md`` and its plots under ``out``; returns the markdown path.
 
     Runs on different tasks (name, variant or length) get a section each.
     ``paper``: a suite's published figures (``Suite.paper`` entries), tabled beside ours.
+    ``costs``: cost files of ``benchmarks/gradient_cost.py``, from which the cost-quality
+    frontier takes the time of an update (``longdeps.frontier``; default: the runs' own).
     """
+    cost_rows = read_costs(costs) if costs else None
     every = store.runs(suite=suite)
     runs = [r for r in every if r["status"] == "finished"]
     failed = [r for r in every if r["status"] == "failed"]
@@ -395,7 +416,7 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
         config = json.loads(task_runs[0]["config"])["task"]
         relevant = [e for e in paper or [] if all(config.get(k.split(".", 1)[1]) == v
                                                    for k, v in e["setting"].items() if k.startswith("task."))]
-        lines += finished_section(store, task_runs, relevant, out, slug)
+        lines += finished_section(store, task_runs, relevant, out, slug, cost_rows)
     if failed:
         lines += ["## Failed runs", ""] + [f"- `{r['run_id']}` ({r['cell']}, seed {r['seed']}): {r['error']}" for r in failed]
     atomic_write_text(out / "report.md", "\n".join(lines).rstrip() + "\n")
@@ -403,9 +424,10 @@ def write_report(store: ResultStore, out: str | Path, suite: str | None = None, 
 
 
 def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list[dict[str, Any]], out: Path,
-                     slug: str = "") -> list[str]:
+                     slug: str = "", costs: list[dict[str, Any]] | None = None) -> list[str]:
     """The comparison table, published figures and plots (written to ``out``, file names ending in
-    ``slug``) of the finished ``runs`` of one task."""
+    ``slug``) of the finished ``runs`` of one task; where the settings differ in their estimator,
+    the cost-quality frontier (``costs``: rows of ``frontier.read_costs``, else the runs' times)."""
     settings = group_runs(store, runs)
     metrics = sorted({r["metric"] for r in runs})
     metric = metrics[0] if len(metrics) == 1 else "metric"
@@ -437,6 +459,10 @@ def finished_section(store: ResultStore, runs: list[dict[str, Any]], paper: list
     lines += shared_fields(settings)
     lines += setting_details(settings)
     lines += time_to_target(settings, heading)
+    task = _component(settings[0].config, "task")
+    if varies_estimator(settings) and task is not None:
+        lines += frontier_section(settings, [estimator_options(s) for s in settings], metric, task.higher_is_better,
+                                  heading, out, slug, costs)
     if paper:
         lines += paper_table(settings, paper, metric, heading)
     curves, profile, alignment_plot = f"learning_curves{slug}.png", f"gradient_profile{slug}.png", f"alignment{slug}.png"

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 @dataclass
 class Setting:
@@ -35,6 +37,20 @@ def mean_std(values: list[float | None], fmt: str = "{:.3g}") -> str:
     if len(values) == 1:
         return fmt.format(values[0])
     return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(statistics.stdev(values))}"
+
+
+def bootstrap_interval(values: np.ndarray, resamples: int, rng: np.random.Generator) -> dict[str, float]:
+    """Mean of ``values`` (one per seed) and a 95% bootstrap interval over seeds: the 2.5% and 97.5%
+    percentiles of the means of ``resamples`` resamplings with replacement, drawn with ``rng``."""
+    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(values.mean()), "low": float(low), "high": float(high)}
+
+
+def ms_per_update(run: dict[str, Any]) -> float | None:
+    """Milliseconds of training wall time per update of a run (its row in the store); None before
+    its first update."""
+    return 1000 * run["wall_time"] / run["steps_done"] if run["steps_done"] else None
 
 
 class ReportSection:

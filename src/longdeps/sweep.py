@@ -12,7 +12,8 @@ A suite file (YAML)::
       optimizer.lr: [0.01, 0.001]
       model:                    # any other key: sections set together
         - {cell: {name: lstm, hidden_size: 68}, optimizer: {lr: 0.001}}
-    seeds: [0, 1, 2]
+        - {cell: {name: srn}, seeds: [0, 1, 2, 3, 4]}   # its points' own seeds
+    seeds: [0, 1, 2]            # every other point's
     paper:                      # optional: published figures, shown beside ours in the report
       - setting: {cell.name: lstm}          # the grid points it applies to
         metric: test_metric                 # one of longdeps.report.PAPER_METRICS
@@ -89,17 +90,30 @@ def _grid_overrides(key: str, value: Any) -> list[str]:
       (e.g. ``gradient: [{name: bptt}, {name: tbptt, truncation: 1}]``);
     - ``LABEL: {section: {key: value}, ...}`` under any key that is not a config
       section: fields of several sections set together, e.g. a model with its own
-      optimiser settings (``model: [{cell: {name: lstm}, optimizer: {lr: 0.001}}]``).
+      optimiser settings (``model: [{cell: {name: lstm}, optimizer: {lr: 0.001}}]``);
+      its ``seeds`` (``_entry_seeds``) are no override.
     """
     section = key.split(".")[0]
     if section not in SECTIONS:
         if not isinstance(value, dict):
             raise LongdepsError(f"grid key {key!r} is not a config section, so each of its entries must be a mapping "
                                 f"of sections to fields, got {value!r}")
-        return [o for k, v in value.items() for o in _grid_overrides(k, v)]
+        return [o for k, v in value.items() if k != "seeds" for o in _grid_overrides(k, v)]
     if isinstance(value, dict):
         return [o for k, v in value.items() for o in _grid_overrides(f"{key}.{k}", v)]
     return [_override(key, value)]
+
+
+def _entry_seeds(key: str, value: Any) -> list[int] | None:
+    """The seeds that a grouped grid entry (under a key that is not a config section) names for the
+    points it is part of, e.g. ``{task: {name: ptb-char}, seeds: [0, 1, 2]}``; None where it names none."""
+    if key.split(".")[0] in SECTIONS or not isinstance(value, dict) or "seeds" not in value:
+        return None
+    seeds = value["seeds"]
+    if not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds) \
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise LongdepsError(f"grid entry {key!r}: seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    return seeds
 
 
 @dataclass
@@ -112,15 +126,21 @@ class Suite:
     paper: list[dict[str, Any]] = field(default_factory=list)
 
     def points(self) -> list[tuple[str, list[RunConfig]]]:
-        """The grid points in file order (last key fastest), each as (label, its configs in seed order)."""
+        """The grid points in file order (last key fastest), each as (label, its configs in seed order):
+        the suite's seeds, or those that a grouped entry of the point names (``_entry_seeds``)."""
         base = RunConfig.from_dict(self.base)
         keys = list(self.grid)
         points = []
         for values in itertools.product(*(self.grid[k] for k in keys)):
             overrides = [o for k, v in zip(keys, values) for o in _grid_overrides(k, v)]
+            named = [(k, seeds) for k, v in zip(keys, values) if (seeds := _entry_seeds(k, v)) is not None]
+            if len(named) > 1:
+                raise LongdepsError(f"grid entries of {named[0][0]!r} and {named[1][0]!r} both name seeds for one point; "
+                                    "name them under one grid key only")
             point = base.with_overrides(overrides)
             label = ", ".join(overrides) or "base"
-            points.append((label, [point.with_overrides([f"train.seed={seed}"]) for seed in self.seeds]))
+            seeds = named[0][1] if named else self.seeds
+            points.append((label, [point.with_overrides([f"train.seed={seed}"]) for seed in seeds]))
         return points
 
     def configs(self) -> list[RunConfig]:
