@@ -25,14 +25,31 @@ FLAGS = {
 }
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """A command's parser that takes its positionals (a suite, ``section.key=value`` overrides) between
+    its flags in any order, as ``parse_intermixed_args`` does, also when it parses as a subcommand."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._parsing:  # the intermixed parse's own two passes
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longdeps", description="Recurrent networks on long-term dependencies.")
     parser.add_argument("--version", action="version", version=f"longdeps {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=IntermixedParser)
 
     train = sub.add_parser("train", help="train one run", description=(
         "Train one run. Settings come from the defaults, then --config, then the flags, then key=value "
-        "overrides of any config field (e.g. cell.recurrent_init=orthogonal train.eval_every=50)."))
+        "overrides of any config field (e.g. cell.recurrent_init=orthogonal train.eval_every=50), "
+        "before, between or after the flags."))
     train.add_argument("overrides", nargs="*", metavar="section.key=value", help="override any config field")
     train.add_argument("--config", help="a YAML or TOML run config")
     for flag, (key, kind) in FLAGS.items():
@@ -59,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run a suite of runs and write its report",
                            description="Sweep a suite (built-in name or YAML path), then write its report.")
-    bench.add_argument("suite", nargs="?", default="default", help="suite name or YAML file (default: %(default)s)")
+    bench.add_argument("suite", nargs="?", help="suite name or YAML file (default: default)")
     add_sweep_arguments(bench, report=True)
 
     report = sub.add_parser("report", help="write a markdown report with PNG plots from the store")
@@ -96,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser, report: bool = False) -> None:
-    """Where results go and which executor runs the suite."""
+    """The overrides of every run, where results go and which executor runs the suite."""
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="set a config field in every run of the suite (not one its grid varies), "
+                             "e.g. train.device=cuda")
     parser.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
     if report:
         parser.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE)")
@@ -151,7 +171,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from longdeps.sweep import benchmark_suites, builtin_suites, known_suites, load_suite, run_suite, summary_table
 
     names = {"sweep": known_suites, "reproduce": benchmark_suites, "bench": builtin_suites}[args.command]()
-    suite = load_suite(args.suite, names)
+    name, overrides = suite_and_overrides(args)
+    suite = load_suite(name, names).with_overrides(overrides)
     try:
         outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
                              data_dir=args.data_dir)
@@ -172,6 +193,20 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if failed:
         raise LongdepsError(f"{len(failed)} of {len(outcomes)} runs of suite {suite.name!r} failed (listed above; "
                             f"longdeps runs --suite {suite.name} --status failed --results {args.results})")
+
+
+def suite_and_overrides(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The suite a sweep command names and its ``section.key=value`` overrides, in any order: its first
+    positional is the suite unless it is an override (then ``bench``'s default suite)."""
+    words = ([args.suite] if args.suite is not None else []) + args.overrides
+    names = [word for word in words if "=" not in word]
+    if len(names) > 1:
+        raise LongdepsError(f"`longdeps {args.command}` runs one suite, got {', '.join(map(repr, names))}; "
+                            "every other argument must be a section.key=value override")
+    if not names and args.command != "bench":
+        raise LongdepsError(f"`longdeps {args.command}` needs a suite before its overrides, "
+                            f"e.g. `longdeps {args.command} NAME {' '.join(words)}`")
+    return (names[0] if names else "default"), [word for word in words if "=" in word]
 
 
 def suite_report(results: str, name: str, out: str | None = None) -> Path:

@@ -272,14 +272,19 @@ class RunConfig:
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
         """Apply ``section.key=value`` strings in order."""
-        data: dict[str, dict[str, Any]] = {}
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            section, dot, name = key.strip().partition(".")
-            if not sep or not dot:
-                raise LongdepsError(f"override {item!r} is not of the form section.key=value (e.g. cell.hidden_size=64)")
-            data.setdefault(section, {})[name] = value.strip()
-        return self.updated(data)
+        return self.updated(parse_overrides(overrides))
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, dict[str, str]]:
+    """``section.key=value`` strings as nested dicts of their (untyped) values, a later one winning."""
+    data: dict[str, dict[str, str]] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise LongdepsError(f"override {item!r} is not of the form section.key=value (e.g. cell.hidden_size=64)")
+        data.setdefault(section, {})[name] = value.strip()
+    return data
 
 
 #: section name -> its dataclass

@@ -54,7 +54,7 @@ import os
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
@@ -64,7 +64,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from longdeps.allocator import keep_freed_memory
-from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
+from longdeps.config import SECTIONS, RunConfig, parse_overrides, read_mapping, validate
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
 from longdeps.report import PAPER_METRICS
@@ -126,6 +126,26 @@ class Suite:
     def configs(self) -> list[RunConfig]:
         """Every run of the suite: grid points in file order, seeds innermost."""
         return [config for _, configs in self.points() for config in configs]
+
+    def with_overrides(self, overrides: list[str]) -> "Suite":
+        """This suite with ``section.key=value`` overrides in its base, so in every run (e.g.
+        ``train.device=cuda``); a field the grid varies is refused, since the grid would win."""
+        if not overrides:
+            return self
+        data = parse_overrides(overrides)
+        varied = {o.partition("=")[0] for key, values in self.grid.items() for v in values
+                  for o in _grid_overrides(key, v)}
+        clash = sorted({f"{section}.{name}" for section, names in data.items() for name in names} & varied)
+        if clash:
+            raise LongdepsError(f"suite {self.name!r}: its grid varies {', '.join(clash)}, which an override cannot "
+                                "set; copy the suite file and change its grid instead")
+        base = {section: dict(values) for section, values in self.base.items()}
+        for section, values in data.items():
+            base.setdefault(section, {}).update(values)
+        suite = replace(self, base=base)
+        for config in suite.configs():
+            validate(config)
+        return suite
 
 
 def builtin_suites() -> dict[str, Path]:
