@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs in the store")
     runs.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    runs.add_argument("--reindex", action="store_true",
+                      help="first rebuild the store's index (results.sqlite) from the run folders, "
+                           "the old index moved aside to results.sqlite.before-reindex-TIME")
     runs.add_argument("--suite")
     for column in ("task", "cell", "gradient", "status"):
         runs.add_argument(f"--{column}")
@@ -235,6 +238,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_runs(args: argparse.Namespace) -> None:
     from longdeps.store import ResultStore
 
+    if args.reindex:
+        reindex(args.results)
     rows = ResultStore(args.results, create=False).runs(suite=args.suite, task=args.task, cell=args.cell,
                                                         gradient=args.gradient, status=args.status)
     header = ("run_id", "status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "seed",
@@ -242,6 +247,22 @@ def cmd_runs(args: argparse.Namespace) -> None:
     print("\t".join(header))
     for row in rows:
         print("\t".join("" if row[c] is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in header))
+
+
+def reindex(results: str) -> None:
+    """``runs --reindex``: rebuild the index, saying on standard error what it holds and where the old one went."""
+    from longdeps.sweep import reindex as rebuild
+
+    if not (Path(results) / "runs").is_dir():
+        raise LongdepsError(f"no run folders in {str(Path(results) / 'runs')!r} to rebuild the index from; "
+                            "pass the --results folder that your runs wrote to")
+    backup, restored, suites, skipped = rebuild(results)
+    for line in skipped:
+        print(f"left out: {line}", file=sys.stderr)
+    finished = sum(status == "finished" for status in restored.values())
+    print(f"rebuilt {Path(results) / 'results.sqlite'} from {len(restored)} run folders ({finished} finished, "
+          f"{len(restored) - finished} unfinished, {len(skipped)} left out; suites: {', '.join(suites) or 'none'}); "
+          + (f"the old index is kept as {backup}" if backup else "there was no index"), file=sys.stderr)
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:

@@ -6,6 +6,9 @@ checkpoint holds. ``metrics.jsonl``, the store's ``evals`` and the
 ``RunFolder.add``, and all of them again when a run starts (from the
 checkpoint's records when it resumes), so that no copy can disagree with the
 checkpoint.
+
+``rebuild_index`` writes the store's index anew from the run folders
+(``longdeps runs --reindex``), for an index that was lost or damaged.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 
 from longdeps.logs import make_log
 from longdeps.store import ResultStore, atomic_torch_save, atomic_write_text
+from longdeps.tasks import TASKS
 from longdeps.tasks.base import Task
 
 
@@ -103,3 +107,49 @@ class RunFolder:
         """Close the ``train.log`` copy."""
         if self.log:
             self.log.close()
+
+    # -- the index, from the folder -----------------------------------------
+    def restore(self) -> str:
+        """Write the run's rows in the store's index from its files (``config.json``, ``metrics.jsonl``,
+        ``result.json``); returns its status: ``finished`` with a ``result.json``, else ``interrupted``
+        (it continues from its checkpoint, if any, with ``--resume`` or its sweep)."""
+        config = json.loads((self.path / "config.json").read_text())
+        metrics = self.path / "metrics.jsonl"
+        self.records = [json.loads(line) for line in metrics.read_text().splitlines() if line] if metrics.is_file() else []
+        finished = (self.path / "result.json").is_file()
+        if finished:
+            result = self.result()
+            metric, variant, seq_len = result["metric"], result["variant"], result["seq_len"]
+        else:  # the task's own defaults where the config leaves them
+            task = TASKS[config["task"]["name"]]
+            metric, variant, seq_len = task.metric, config["task"]["variant"] or task.variants[0], \
+                config["task"]["seq_len"] or task.default_seq_len
+        self.store.start_run(self.run_id, config, metric, variant, seq_len=seq_len)
+        self.store.set_evals(self.run_id, self.records)
+        if finished:
+            self.store.finish_run(self.run_id, "finished", result)
+            return "finished"
+        last = self.records[-1] if self.records else {"step": 0, "examples_seen": 0, "wall_time": 0.0}
+        self.stop("interrupted", {"steps_done": last["step"], "examples_seen": last["examples_seen"],
+                                  "wall_time": last["wall_time"]},
+                  "unfinished when the index was rebuilt from its folder (its status before is not kept there)")
+        return "interrupted"
+
+
+def rebuild_index(root: str | Path) -> tuple[Path | None, dict[str, str], list[str]]:
+    """A new index of the results root ``root`` from its run folders, the one there moved aside first.
+
+    Returns where the old index went (None: there was none), the status of every run restored, by
+    run id, and a line for each folder that could not be read (left out of the index, not touched).
+    """
+    folders = sorted((p for p in (Path(root) / "runs").glob("*") if p.is_dir()),
+                     key=lambda p: ((p / "config.json").stat().st_mtime if (p / "config.json").is_file() else 0, p.name))
+    backup = ResultStore.move_index_aside(root)
+    store = ResultStore(root)
+    restored, skipped = {}, []
+    for folder in folders:  # in the order the runs started, which ``ResultStore.runs`` lists
+        try:
+            restored[folder.name] = RunFolder(store, folder.name).restore()
+        except (OSError, ValueError, KeyError) as err:  # a missing or damaged file (LongdepsError: unknown task)
+            skipped.append(f"{folder}: {type(err).__name__}: {err}")
+    return backup, restored, skipped

@@ -69,6 +69,7 @@ from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
 from longdeps.report import PAPER_METRICS
 from longdeps.reporting import mean_std
+from longdeps.runfolder import rebuild_index
 from longdeps.signals import sigterm_as_interrupt
 from longdeps.store import ResultStore, atomic_write_text
 
@@ -222,6 +223,26 @@ def recorded_suite(root: str | Path, name: str) -> Suite | None:
     if path.is_file():
         return load_suite(str(path))
     return load_suite(name) if name in known_suites() else None
+
+
+def reindex(root: str | Path) -> tuple[Path | None, dict[str, str], list[str], list[str]]:
+    """Rebuild the index of results root ``root`` from its run folders (``runfolder.rebuild_index``)
+    and its suites' membership from the suite definitions kept there (``save_suite``).
+
+    Returns where the old index went (None: there was none), the status of each run restored, the
+    suites restored, and a line for each folder or suite left out and why.
+    """
+    backup, restored, skipped = rebuild_index(root)
+    store, suites = ResultStore(root), []
+    for path in sorted((Path(root) / "suites").glob("*.yaml")):
+        try:
+            suite = load_suite(str(path))
+        except LongdepsError as err:
+            skipped.append(f"suite {path}: {err}")
+            continue
+        store.add_to_suite(suite.name, [config.run_id() for config in suite.configs()])
+        suites.append(suite.name)
+    return backup, restored, suites, skipped
 
 
 # -- one run, in any executor ---------------------------------------------------
