@@ -299,6 +299,8 @@ def cmd_population(args: argparse.Namespace) -> None:
         config = config.with_overrides([f"train.device={args.device}"])
     run = Run(config, store, data_dir=args.data_dir)
     run.load_state_dict(run.folder.load_checkpoint())
+    if run.folder.notice:
+        print(f"run {args.run_id}: {run.folder.notice}", file=sys.stderr)
     batches = run.evaluator.recompute_population(args.examples, run.step)
     if not batches:
         raise LongdepsError(f"run {args.run_id!r} has no batch-normalised cell: there are no population statistics")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -101,12 +102,26 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (``atomic_file``)."""
+def atomic_link(source: Path, path: Path) -> None:
+    """Make ``path`` name the file ``source`` names, atomically (``atomic_file``): a hard link, else a copy."""
+    with atomic_file(path) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(source, tmp)
+
+
+def atomic_torch_save(obj: Any, path: Path, previous: Path | None = None) -> None:
+    """``torch.save`` to ``path`` atomically (``atomic_file``); with ``previous``, the file ``path``
+    held is kept there first, so that ``path`` always holds a whole file and one damaged file never
+    leaves none."""
     import torch
 
     with atomic_file(path) as tmp:
         torch.save(obj, tmp)
+        if previous is not None and path.exists():
+            atomic_link(path, previous)
 
 
 #: columns added to ``runs`` since the first schema: an older index gets them when it is opened
