@@ -329,7 +329,9 @@ def validate(config: RunConfig) -> RunConfig:
 
 
 def check_device(name: str) -> None:
-    """A one-line error unless torch knows device ``name`` and this machine has it."""
+    """A one-line error, naming the devices this machine has, unless torch knows device ``name`` and
+    this machine has it: ``cpu`` (or ``cpu:0``: torch has one CPU device), a backend that is
+    available, an index below its device count."""
     import torch
 
     try:
@@ -337,16 +339,33 @@ def check_device(name: str) -> None:
     except RuntimeError:
         raise LongdepsError(f"train.device={name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
     if device.type == "cpu":
-        return
-    backend = getattr(torch, device.type, None)
-    if backend is None or not hasattr(backend, "is_available"):
-        raise LongdepsError(f"train.device={name!r}: longdeps cannot check whether this machine has a {device.type} device")
-    if not backend.is_available():
-        raise LongdepsError(f"train.device={name!r} is not available on this machine "
-                            f"(torch.{device.type}.is_available() is False)")
-    if device.index is not None and device.index >= backend.device_count():
-        raise LongdepsError(f"train.device={name!r} is not available on this machine "
-                            f"(it has {backend.device_count()} {device.type} device(s))")
+        why = None if device.index in (None, 0) else "torch has one CPU device, cpu"
+    else:
+        backend = getattr(torch, device.type, None)
+        if backend is None or not hasattr(backend, "is_available"):
+            raise LongdepsError(f"train.device={name!r}: longdeps cannot check whether this machine has a "
+                                f"{device.type} device")
+        if not backend.is_available():
+            why = f"torch.{device.type}.is_available() is False"
+        elif device.index is not None and device.index >= backend.device_count():
+            why = f"it has {backend.device_count()} {device.type} device(s)"
+        else:
+            why = None
+    if why:
+        raise LongdepsError(f"train.device={name!r} is not available on this machine ({why}); "
+                            f"its devices: {', '.join(available_devices())}")
+
+
+def available_devices() -> list[str]:
+    """The torch devices of this machine: ``cpu``, then every device of each accelerator torch finds."""
+    import torch
+
+    names = ["cpu"]
+    for kind in ("cuda", "xpu", "mps"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            names += [f"{kind}:{i}" for i in range(getattr(backend, "device_count", lambda: 1)())]
+    return names
 
 
 def _coerce(section: str, key: str, value: Any) -> Any:
