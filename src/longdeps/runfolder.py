@@ -176,7 +176,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - a damaged file fails in torch's zip reader, the unpickler, ...
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]  # torch's first sentence
         raise LongdepsError(f"checkpoint {path} cannot be read, it is truncated or damaged ({reason})") from None
     if not isinstance(state, dict) or not {"history", "step"} <= set(state):
         raise LongdepsError(f"checkpoint {path} cannot be read (it holds no training state)")
