@@ -1,11 +1,24 @@
 """The command line as a user meets it: help, listings, errors, a suite and its report."""
 
+import json
 import subprocess
 import sys
-
 import pytest
 
 from longdeps.cli import main
+
+
+TINY_SUITE = ("name: tiny\nbase:\n  task: {name: adding, seq_len: 8, val_size: 100, test_size: 100}\n"
+              "  cell: {hidden_size: 8}\n  train: {steps: 20, eval_every: 10, batch_size: 8}\n"
+              "grid:\n  cell.name: [srn, lstm]\n")
+
+
+@pytest.fixture
+def tiny_suite(tmp_path):
+    """A suite file of two runs (two cells, one seed)."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SUITE)
+    return str(path)
 
 
 def run(*args):
@@ -80,6 +93,54 @@ def test_print_config(capsys):
     assert main(["train", "--task", "copy", "--seq-len", "30", "--lr", "0.01", "--print-config"]) == 0
     out = capsys.readouterr().out
     assert '"name": "copy"' in out and '"seq_len": 30' in out and '"lr": 0.01' in out
+
+
+@pytest.mark.parametrize("args", [
+    ["--task", "adding", "train.eval_every=10", "--steps", "5", "train.log=csv"],
+    ["train.log=csv", "--steps", "5", "train.eval_every=10", "--task", "adding"],
+])
+def test_train_overrides_go_before_between_and_after_the_flags(args, capsys):
+    assert main(["train", *args, "--print-config"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["task"]["name"], config["train"]["steps"], config["train"]["eval_every"], config["train"]["log"]) \
+        == ("adding", 5, 10, "csv")
+
+
+@pytest.mark.parametrize("command, args", [
+    ("sweep", ["SUITE", "train.eval_every=7", "--sequential", "train.log=csv", "--results", "R"]),
+    ("sweep", ["train.eval_every=7", "--results", "R", "SUITE", "--sequential", "train.log=csv"]),
+    ("reproduce", ["--results", "R", "SUITE", "train.eval_every=7", "--workers", "1", "train.log=csv"]),
+    ("bench", ["train.eval_every=7", "--no-progress", "train.log=csv", "SUITE", "--out", "O", "--results", "R"]),
+])
+def test_sweep_commands_take_overrides_anywhere(command, args, tiny_suite):
+    from longdeps.cli import build_parser, suite_and_overrides
+    from longdeps.sweep import load_suite
+
+    parsed = build_parser().parse_args([command, *(a.replace("SUITE", tiny_suite) for a in args)])
+    name, overrides = suite_and_overrides(parsed)
+    assert (name, overrides, parsed.results) == (tiny_suite, ["train.eval_every=7", "train.log=csv"], "R")
+    configs = load_suite(name).with_overrides(overrides).configs()
+    assert len(configs) == 2 and {c.cell.name for c in configs} == {"srn", "lstm"}
+    assert all((c.train.eval_every, c.train.log, c.train.steps) == (7, "csv", 20) for c in configs)
+
+
+def test_bench_overrides_alone_run_the_default_suite():
+    from longdeps.cli import build_parser, suite_and_overrides
+
+    assert suite_and_overrides(build_parser().parse_args(["bench", "train.device=cpu"])) == ("default", ["train.device=cpu"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "SUITE", "cell.name=gru"], "suite 'tiny': its grid varies cell.name, which an override cannot set"),
+    (["sweep", "SUITE", "SUITE"], "`longdeps sweep` runs one suite, got"),
+    (["sweep", "train.steps=3"], "`longdeps sweep` needs a suite before its overrides"),
+    (["sweep", "SUITE", "train.steps=x"], "train.steps must be int, got 'x'"),
+])
+def test_bad_sweep_overrides_are_one_line(args, message, tiny_suite, tmp_path, capsys):
+    assert main([a.replace("SUITE", tiny_suite) for a in args] + ["--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"longdeps: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "results").exists()
 
 
 def test_bench_suite_file_writes_report_with_plots(tmp_path, capsys):

@@ -114,3 +114,21 @@ def test_an_unavailable_device_is_one_line(device, message, monkeypatch, tmp_pat
     assert main(["train", "--results", str(tmp_path), f"train.device={device}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"longdeps: error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("device, why", [
+    ("cuda:1", "it has 1 cuda device(s)"),
+    ("cuda:7", "it has 1 cuda device(s)"),
+    ("cpu:1", "torch has one CPU device, cpu"),
+    ("cpu:7", "torch has one CPU device, cpu"),
+])
+def test_a_device_index_the_machine_lacks_is_refused_naming_its_devices(device, why, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with one GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for here in ("cpu", "cpu:0", "cuda", "cuda:0"):
+        validate(RunConfig().with_overrides([f"train.device={here}"]))
+    assert main(["train", "--results", str(tmp_path), f"train.device={device}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"longdeps: error: train.device={device!r} is not available on this machine ({why}); "
+                          "its devices: cpu, cuda:0") and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()

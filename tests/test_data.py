@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
+import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from longdeps.cli import main
 from longdeps.data import DATASETS, DataFile, Dataset, check_all, data_root, fetch, locate, sha256_of
 from longdeps.data.idx import read_idx
 from longdeps.errors import LongdepsError
@@ -119,7 +124,7 @@ def test_fetch_refuses_wrong_bytes_and_keeps_nothing(tmp_path):
         data = bytearray(shared_bytes(url).getvalue())
         data[100] ^= 1
         return io.BytesIO(bytes(data))
-    with pytest.raises(LongdepsError, match="refused: sha256 is"):
+    with pytest.raises(LongdepsError, match="refused, its sha256 is"):
         fetch("mnist", tmp_path, opener=wrong)
     assert files_under(tmp_path) == []
 
@@ -144,6 +149,50 @@ def test_fetch_from_a_file_url(monkeypatch, tmp_path):
     root = tmp_path / "data"
     assert fetch("labels-only", root) == [root / "labels" / LABELS]
     assert read_idx(locate("labels-only", root)[LABELS]).shape == (10000,)
+
+
+class Dropped(io.BytesIO):
+    """A response whose connection goes silent after its first bytes."""
+
+    def read(self, size=-1):
+        if self.tell():
+            raise TimeoutError("The read operation timed out")
+        return super().read(1000)
+
+
+FAILURES = {  # urlopen's failures -> what the error says
+    "no name resolution": (urllib.error.URLError(socket.gaierror(-2, "Name or service not known")),
+                           "its host name could not be resolved, no network or no DNS ([Errno -2] Name or service not known)"),
+    "connection time-out": (urllib.error.URLError(TimeoutError("timed out")), "no answer within 30 s"),
+    "read time-out": (Dropped(b"x" * 5000), "no answer within 30 s"),
+    "HTTP 404": (urllib.error.HTTPError("URL", 404, "Not Found", None, None), "HTTP 404 Not Found"),
+    "wrong sha256": (io.BytesIO(b"not the file"), f"refused, its sha256 is {hashlib.sha256(b'not the file').hexdigest()}, "
+                     f"expected {DATASETS['mnist'].files[0].sha256} (12 bytes, expected 9912422)"),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_a_failed_download_is_one_line_with_the_address_and_the_files_and_leaves_nothing(failure, monkeypatch,
+                                                                                         tmp_path, capsys):
+    outcome, why = FAILURES[failure]
+    asked = []
+
+    def urlopen(url, timeout=None):
+        asked.append((url, timeout))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    assert main(["data", "fetch", "mnist", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    first = DATASETS["mnist"].files[0]
+    assert asked == [(first.url, 30)]  # the first file, with a time-out
+    assert err.startswith(f"longdeps: error: cannot download data set 'mnist' from {first.url}: {why}; nothing of that "
+                          f"file was kept. Download by hand into {tmp_path} (--data-dir, else $LONGDEPS_DATA), then "
+                          "check with `longdeps data check`: ") and err.count("\n") == 1
+    for file in DATASETS["mnist"].files:
+        assert f"{file.path} from {file.url} (sha256 {file.sha256})" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fetch_without_an_address_says_how_to_get_the_set(tmp_path):

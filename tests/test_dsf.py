@@ -248,6 +248,24 @@ def test_an_exact_window_of_all_steps_is_bptt(cell, options, task_name, device):
     assert_same(got, want)
 
 
+@pytest.mark.parametrize("cell", ["srn", "lstm"])
+def test_an_exact_window_beyond_the_sequence_is_cut_to_t_minus_1_steps(cell, monkeypatch):
+    """A window of 100,000 steps on 12 steps is BPTT, in the 11 vector-Jacobian products (of all steps
+    at once) that BPTT's 11 steps back take, and the record says the window used."""
+    from longdeps.gradients.dsf import DSF
+
+    task, model, batch = build(cell, "adding")
+    products, step_back = [], DSF.step_back
+    monkeypatch.setattr(DSF, "step_back", lambda self, *args: products.append(1) or step_back(self, *args))
+    dsf = make_estimator("dsf", exact_window=100_000)
+    _, got = grads(model, dsf, batch, task)
+    _, want = grads(model, make_estimator("bptt"), batch, task)
+    assert_same(got, want)
+    assert len(products) == batch.x.shape[0] - 1 == 11
+    assert dsf.statistics()["exact_window_used"] == 11 and dsf.describe()["exact_window"] == 100_000
+    assert "exact_window_used" not in make_estimator("dsf").statistics()
+
+
 @pytest.mark.parametrize("cell", ["srn", "lstm", "gru"])
 @pytest.mark.parametrize("window", [1, 3, 7])
 def test_an_exact_window_without_feedback_is_truncated_bptt_for_one_output(cell, window, device):

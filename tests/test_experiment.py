@@ -175,6 +175,44 @@ def test_a_run_moves_between_devices_under_its_id(tmp_path, interrupt, device):
         assert got_test["loss"] == pytest.approx(want_test["loss"], rel=1e-3)
 
 
+def test_a_damaged_checkpoint_is_passed_over_for_the_previous_one(tmp_path, interrupt, capsys):
+    config = small_config("train.checkpoint_every=10")
+    whole = run_experiment(config, tmp_path / "whole", progress=False)
+    interrupt(config, tmp_path / "cut", 25)
+    folder = ResultStore(tmp_path / "cut").run_dir(whole.run_id)
+    last, previous = folder / "checkpoint.pt", folder / "checkpoint.prev.pt"
+    assert [torch.load(p, weights_only=False)["step"] for p in (last, previous)] == [20, 10]
+    damaged = last.read_bytes()[:3000]  # truncated
+    last.write_bytes(damaged)
+    capsys.readouterr()
+    resumed = run_experiment(config, tmp_path / "cut", resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert err == (f"{whole.run_id} lstm adding: checkpoint {last} cannot be read, it is truncated or damaged "
+                   f"({err.split('damaged (', 1)[1].split(') (moved', 1)[0]}) (moved to checkpoint.damaged.pt): "
+                   f"continuing from the previous checkpoint {previous} (update 10)\n")
+    assert (folder / "checkpoint.damaged.pt").read_bytes() == damaged
+    assert resumed.run_id == whole.run_id and records(tmp_path / "cut") == records(tmp_path / "whole")
+
+
+@pytest.mark.parametrize("stop", [15, 25])  # one checkpoint (at 10); two (at 10 and 20), both damaged
+def test_a_damaged_checkpoint_without_a_good_previous_one_is_one_line(stop, tmp_path, interrupt, capsys):
+    config = small_config("train.checkpoint_every=10")
+    interrupt(config, tmp_path, stop)
+    folder = ResultStore(tmp_path).run_dir(config.run_id())
+    for checkpoint in folder.glob("checkpoint*.pt"):
+        checkpoint.write_bytes(checkpoint.read_bytes()[:3000])
+    kept = {p.name: p.read_bytes() for p in folder.iterdir()}
+    capsys.readouterr()
+    assert main(["train", *SMALL, "train.checkpoint_every=10", "--resume", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"longdeps: error: run {config.run_id()}: checkpoint {folder / 'checkpoint.pt'} cannot be "
+                          "read, it is truncated or damaged (") and err.count("\n") == 1
+    assert err.endswith(f"; start over with --force, or put a good copy of the checkpoint at {folder / 'checkpoint.pt'} "
+                        "and --resume\n")
+    assert (f"checkpoint {folder / 'checkpoint.prev.pt'} " + ("is missing" if stop == 15 else "cannot be read")) in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == kept
+
+
 def test_an_interruption_crosses_process_boundaries_whole():
     again = pickle.loads(pickle.dumps(Interrupted("SIGTERM received: run x stopped", signal.SIGTERM)))
     assert isinstance(again, KeyboardInterrupt) and str(again) == "SIGTERM received: run x stopped"

@@ -27,3 +27,42 @@ def test_an_older_index_gets_the_new_columns_and_a_run_whose_process_is_gone_is_
     status = {row["run_id"]: (row["status"], row["error"]) for row in store.runs()}
     assert status == {"old": ("running", None), "here": ("running", None), "there": ("running", None),
                       "gone": ("interrupted", f"its process {gone.pid} on {socket.gethostname()} is gone")}
+
+
+def test_a_damaged_index_is_refused_in_one_line_and_reindex_rebuilds_it_from_the_run_folders(tmp_path, capsys):
+    from longdeps.cli import main
+    from longdeps.sweep import Sequential, load_suite, run_suite
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text("name: tiny\nbase:\n  task: {name: adding, seq_len: 6, val_size: 20, test_size: 20}\n"
+                     "  cell: {hidden_size: 4}\n  train: {steps: 2, eval_every: 1, batch_size: 4}\n"
+                     "grid:\n  cell.name: [srn, lstm]\n")
+    results = tmp_path / "results"
+    run_suite(load_suite(str(suite)), results, Sequential(), progress=False)
+    assert main(["runs", "--results", str(results)]) == 0
+    listed = capsys.readouterr().out
+    (unfinished,) = [p for p in (results / "runs").iterdir() if '"name": "srn"' in (p / "config.json").read_text()]
+    (unfinished / "result.json").unlink()  # as a run stopped before its end leaves its folder
+    index = results / "results.sqlite"
+    for damage in (b"not a database\n", index.read_bytes()[:5000]):  # overwritten; truncated
+        index.write_bytes(damage)
+        before = sorted(p.name for p in results.iterdir())
+        for args in (["runs"], ["train", "--task", "adding", "--steps", "1"]):
+            assert main([*args, "--results", str(results)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"longdeps: error: {index} is not a readable SQLite database (") and err.count("\n") == 1
+            assert f"longdeps runs --reindex --results {results}" in err
+            assert index.read_bytes() == damage and sorted(p.name for p in results.iterdir()) == before
+    assert main(["runs", "--reindex", "--results", str(results), "--suite", "tiny"]) == 0
+    out, err = capsys.readouterr()
+    (backup,) = results.glob("results.sqlite.before-reindex-*")
+    assert backup.read_bytes() == damage
+    assert err == (f"rebuilt {index} from 2 run folders (1 finished, 1 unfinished, 0 left out; suites: tiny); "
+                   f"the old index is kept as {backup}\n")
+    rows = [dict(zip(out.splitlines()[0].split("\t"), line.split("\t"))) for line in out.splitlines()[1:]]
+    assert {(r["cell"], r["status"], r["steps_done"]) for r in rows} == {("lstm", "finished", "2"), ("srn", "interrupted", "2")}
+    before = {line.split("\t")[0]: line for line in listed.splitlines()[1:]}
+    (finished,) = [r for r in rows if r["status"] == "finished"]
+    assert before[finished["run_id"]].split("\t")[9:13] == [finished[c] for c in
+                                                            ("steps_done", "solved_step", "best_val_metric", "test_metric")]
+    assert len(ResultStore(results).evals(finished["run_id"])) == 2

@@ -25,14 +25,31 @@ FLAGS = {
 }
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """A command's parser that takes its positionals (a suite, ``section.key=value`` overrides) between
+    its flags in any order, as ``parse_intermixed_args`` does, also when it parses as a subcommand."""
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._parsing:  # the intermixed parse's own two passes
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longdeps", description="Recurrent networks on long-term dependencies.")
     parser.add_argument("--version", action="version", version=f"longdeps {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=IntermixedParser)
 
     train = sub.add_parser("train", help="train one run", description=(
         "Train one run. Settings come from the defaults, then --config, then the flags, then key=value "
-        "overrides of any config field (e.g. cell.recurrent_init=orthogonal train.eval_every=50)."))
+        "overrides of any config field (e.g. cell.recurrent_init=orthogonal train.eval_every=50), "
+        "before, between or after the flags."))
     train.add_argument("overrides", nargs="*", metavar="section.key=value", help="override any config field")
     train.add_argument("--config", help="a YAML or TOML run config")
     for flag, (key, kind) in FLAGS.items():
@@ -59,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run a suite of runs and write its report",
                            description="Sweep a suite (built-in name or YAML path), then write its report.")
-    bench.add_argument("suite", nargs="?", default="default", help="suite name or YAML file (default: %(default)s)")
+    bench.add_argument("suite", nargs="?", help="suite name or YAML file (default: default)")
     add_sweep_arguments(bench, report=True)
 
     report = sub.add_parser("report", help="write a markdown report with PNG plots from the store")
@@ -71,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs in the store")
     runs.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    runs.add_argument("--reindex", action="store_true",
+                      help="first rebuild the store's index (results.sqlite) from the run folders, "
+                           "the old index moved aside to results.sqlite.before-reindex-TIME")
     runs.add_argument("--suite")
     for column in ("task", "cell", "gradient", "status"):
         runs.add_argument(f"--{column}")
@@ -103,7 +123,10 @@ def add_costs_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser, report: bool = False) -> None:
-    """Where results go and which executor runs the suite."""
+    """The overrides of every run, where results go and which executor runs the suite."""
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="set a config field in every run of the suite (not one its grid varies), "
+                             "e.g. train.device=cuda")
     parser.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
     if report:
         parser.add_argument("--out", help="report folder (default: RESULTS/reports/SUITE)")
@@ -159,7 +182,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from longdeps.sweep import benchmark_suites, builtin_suites, known_suites, load_suite, run_suite, summary_table
 
     names = {"sweep": known_suites, "reproduce": benchmark_suites, "bench": builtin_suites}[args.command]()
-    suite = load_suite(args.suite, names)
+    name, overrides = suite_and_overrides(args)
+    suite = load_suite(name, names).with_overrides(overrides)
     try:
         outcomes = run_suite(suite, args.results, make_executor(args), progress=False if args.no_progress else None,
                              data_dir=args.data_dir)
@@ -180,6 +204,20 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if failed:
         raise LongdepsError(f"{len(failed)} of {len(outcomes)} runs of suite {suite.name!r} failed (listed above; "
                             f"longdeps runs --suite {suite.name} --status failed --results {args.results})")
+
+
+def suite_and_overrides(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The suite a sweep command names and its ``section.key=value`` overrides, in any order: its first
+    positional is the suite unless it is an override (then ``bench``'s default suite)."""
+    words = ([args.suite] if args.suite is not None else []) + args.overrides
+    names = [word for word in words if "=" not in word]
+    if len(names) > 1:
+        raise LongdepsError(f"`longdeps {args.command}` runs one suite, got {', '.join(map(repr, names))}; "
+                            "every other argument must be a section.key=value override")
+    if not names and args.command != "bench":
+        raise LongdepsError(f"`longdeps {args.command}` needs a suite before its overrides, "
+                            f"e.g. `longdeps {args.command} NAME {' '.join(words)}`")
+    return (names[0] if names else "default"), [word for word in words if "=" in word]
 
 
 def suite_report(results: str, name: str, out: str | None = None, costs: list[str] | None = None) -> Path:
@@ -210,6 +248,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_runs(args: argparse.Namespace) -> None:
     from longdeps.store import ResultStore
 
+    if args.reindex:
+        reindex(args.results)
     rows = ResultStore(args.results, create=False).runs(suite=args.suite, task=args.task, cell=args.cell,
                                                         gradient=args.gradient, status=args.status)
     header = ("run_id", "status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "seed",
@@ -217,6 +257,22 @@ def cmd_runs(args: argparse.Namespace) -> None:
     print("\t".join(header))
     for row in rows:
         print("\t".join("" if row[c] is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in header))
+
+
+def reindex(results: str) -> None:
+    """``runs --reindex``: rebuild the index, saying on standard error what it holds and where the old one went."""
+    from longdeps.sweep import reindex as rebuild
+
+    if not (Path(results) / "runs").is_dir():
+        raise LongdepsError(f"no run folders in {str(Path(results) / 'runs')!r} to rebuild the index from; "
+                            "pass the --results folder that your runs wrote to")
+    backup, restored, suites, skipped = rebuild(results)
+    for line in skipped:
+        print(f"left out: {line}", file=sys.stderr)
+    finished = sum(status == "finished" for status in restored.values())
+    print(f"rebuilt {Path(results) / 'results.sqlite'} from {len(restored)} run folders ({finished} finished, "
+          f"{len(restored) - finished} unfinished, {len(skipped)} left out; suites: {', '.join(suites) or 'none'}); "
+          + (f"the old index is kept as {backup}" if backup else "there was no index"), file=sys.stderr)
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -253,6 +309,8 @@ def cmd_population(args: argparse.Namespace) -> None:
         config = config.with_overrides([f"train.device={args.device}"])
     run = Run(config, store, data_dir=args.data_dir)
     run.load_state_dict(run.folder.load_checkpoint())
+    if run.folder.notice:
+        print(f"run {args.run_id}: {run.folder.notice}", file=sys.stderr)
     batches = run.evaluator.recompute_population(args.examples, run.step)
     if not batches:
         raise LongdepsError(f"run {args.run_id!r} has no batch-normalised cell: there are no population statistics")

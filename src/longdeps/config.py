@@ -272,14 +272,19 @@ class RunConfig:
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
         """Apply ``section.key=value`` strings in order."""
-        data: dict[str, dict[str, Any]] = {}
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            section, dot, name = key.strip().partition(".")
-            if not sep or not dot:
-                raise LongdepsError(f"override {item!r} is not of the form section.key=value (e.g. cell.hidden_size=64)")
-            data.setdefault(section, {})[name] = value.strip()
-        return self.updated(data)
+        return self.updated(parse_overrides(overrides))
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, dict[str, str]]:
+    """``section.key=value`` strings as nested dicts of their (untyped) values, a later one winning."""
+    data: dict[str, dict[str, str]] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise LongdepsError(f"override {item!r} is not of the form section.key=value (e.g. cell.hidden_size=64)")
+        data.setdefault(section, {})[name] = value.strip()
+    return data
 
 
 #: section name -> its dataclass
@@ -324,7 +329,9 @@ def validate(config: RunConfig) -> RunConfig:
 
 
 def check_device(name: str) -> None:
-    """A one-line error unless torch knows device ``name`` and this machine has it."""
+    """A one-line error, naming the devices this machine has, unless torch knows device ``name`` and
+    this machine has it: ``cpu`` (or ``cpu:0``: torch has one CPU device), a backend that is
+    available, an index below its device count."""
     import torch
 
     try:
@@ -332,16 +339,33 @@ def check_device(name: str) -> None:
     except RuntimeError:
         raise LongdepsError(f"train.device={name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
     if device.type == "cpu":
-        return
-    backend = getattr(torch, device.type, None)
-    if backend is None or not hasattr(backend, "is_available"):
-        raise LongdepsError(f"train.device={name!r}: longdeps cannot check whether this machine has a {device.type} device")
-    if not backend.is_available():
-        raise LongdepsError(f"train.device={name!r} is not available on this machine "
-                            f"(torch.{device.type}.is_available() is False)")
-    if device.index is not None and device.index >= backend.device_count():
-        raise LongdepsError(f"train.device={name!r} is not available on this machine "
-                            f"(it has {backend.device_count()} {device.type} device(s))")
+        why = None if device.index in (None, 0) else "torch has one CPU device, cpu"
+    else:
+        backend = getattr(torch, device.type, None)
+        if backend is None or not hasattr(backend, "is_available"):
+            raise LongdepsError(f"train.device={name!r}: longdeps cannot check whether this machine has a "
+                                f"{device.type} device")
+        if not backend.is_available():
+            why = f"torch.{device.type}.is_available() is False"
+        elif device.index is not None and device.index >= backend.device_count():
+            why = f"it has {backend.device_count()} {device.type} device(s)"
+        else:
+            why = None
+    if why:
+        raise LongdepsError(f"train.device={name!r} is not available on this machine ({why}); "
+                            f"its devices: {', '.join(available_devices())}")
+
+
+def available_devices() -> list[str]:
+    """The torch devices of this machine: ``cpu``, then every device of each accelerator torch finds."""
+    import torch
+
+    names = ["cpu"]
+    for kind in ("cuda", "xpu", "mps"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            names += [f"{kind}:{i}" for i in range(getattr(backend, "device_count", lambda: 1)())]
+    return names
 
 
 def _coerce(section: str, key: str, value: Any) -> Any:

@@ -150,8 +150,11 @@ class Run:
             return RunResult(self.run_id, "finished", self.folder.result(), self.folder.path)
         tc = self.config.train
         shown = Progress(progress, f"{self.run_id} {self.config.cell.name} {self.task.name}", tc.steps, self.step)
+        if self.folder.notice:
+            shown.warn(self.folder.notice)
         if self.folder.saved_step is not None:
-            shown.note(f"resumes from update {self.step} of {tc.steps} ({self.folder.checkpoint_path})")
+            shown.note(f"resumes from update {self.step} of {tc.steps} "
+                       f"({self.folder.previous_path if self.folder.notice else self.folder.checkpoint_path})")
         clock = time.perf_counter()
         first, finished = self.step, self.step >= tc.steps
         try:

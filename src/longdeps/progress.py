@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 
 class Progress:
-    """Progress of one run named ``name``, from update ``initial`` to ``total``; ``show=False`` shows nothing."""
+    """Progress of one run named ``name``, from update ``initial`` to ``total``; ``show=False`` shows
+    nothing but ``warn``'s lines."""
 
     def __init__(self, show: bool, name: str, total: int, initial: int):
         self.mode = "off" if not show else "bar" if sys.stdout.isatty() else "lines"
@@ -33,6 +34,14 @@ class Progress:
             self.bar.write(f"{self.name}: {text}", file=sys.stdout)
         elif self.mode == "lines":
             print(f"{self.name}: {text}", flush=True)
+
+    def warn(self, text: str) -> None:
+        """One line about the run that is shown whatever ``show`` says, on standard error (e.g. that
+        it passed over a damaged checkpoint)."""
+        if self.bar is not None:
+            self.bar.write(f"{self.name}: {text}", file=sys.stderr)
+        else:
+            print(f"{self.name}: {text}", file=sys.stderr, flush=True)
 
     def update(self) -> None:
         """One more update done."""

@@ -4,6 +4,11 @@ Layout under the results root (default ``./longdeps-results``)::
 
     results.sqlite          runs, their evaluations, suite membership
     runs/<run_id>/          config.json, metrics.jsonl, checkpoint.pt, result.json
+    suites/<name>.yaml      the definition of each suite swept here
+
+The index can be rebuilt from the run folders and suite files (all but the
+errors of failed runs): a damaged one is refused in one line, and
+``longdeps runs --reindex`` rebuilds it (``longdeps.sweep.reindex``).
 
 A running run's row holds its process id and host; a reader on the same host
 marks it ``interrupted`` once that process is gone (e.g. after SIGKILL).
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -28,6 +34,7 @@ from typing import Any, Iterator
 from longdeps.errors import LongdepsError
 
 DEFAULT_ROOT = "longdeps-results"
+INDEX = "results.sqlite"  #: the index's file name under the results root
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -95,12 +102,26 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (``atomic_file``)."""
+def atomic_link(source: Path, path: Path) -> None:
+    """Make ``path`` name the file ``source`` names, atomically (``atomic_file``): a hard link, else a copy."""
+    with atomic_file(path) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(source, tmp)
+
+
+def atomic_torch_save(obj: Any, path: Path, previous: Path | None = None) -> None:
+    """``torch.save`` to ``path`` atomically (``atomic_file``); with ``previous``, the file ``path``
+    held is kept there first, so that ``path`` always holds a whole file and one damaged file never
+    leaves none."""
     import torch
 
     with atomic_file(path) as tmp:
         torch.save(obj, tmp)
+        if previous is not None and path.exists():
+            atomic_link(path, previous)
 
 
 #: columns added to ``runs`` since the first schema: an older index gets them when it is opened
@@ -132,7 +153,7 @@ class ResultStore:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise LongdepsError(f"results root {str(self.root)!r} is a file, not a folder")
-        if not create and not (self.root / "results.sqlite").is_file():
+        if not create and not (self.root / INDEX).is_file():
             raise LongdepsError(f"no results in {str(self.root)!r} (no results.sqlite there); "
                                 "pass the --results folder that your runs wrote to")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -156,19 +177,47 @@ class ResultStore:
                     raise
                 time.sleep(0.05)
 
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX
+
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection that commits on success; waits up to 60 s for other writers."""
-        db = sqlite3.connect(self.root / "results.sqlite", timeout=60)
+        """A connection that commits on success; waits up to 60 s for other writers. An index that
+        SQLite cannot read (overwritten, truncated) is refused in one line that says how to rebuild it,
+        and left as it is."""
+        db = sqlite3.connect(self.index_path, timeout=60)
         db.row_factory = sqlite3.Row
         try:
             with db:
                 yield db
+        except sqlite3.DatabaseError as err:
+            if type(err) is not sqlite3.DatabaseError:  # its subclasses: locked, constraints, ... (not damage)
+                raise
+            raise LongdepsError(f"{self.index_path} is not a readable SQLite database ({err}); it only indexes the "
+                                f"run folders in {self.root / 'runs'}: rebuild it from them with `longdeps runs "
+                                f"--reindex --results {self.root}` (which moves the damaged file aside first), "
+                                "or move it aside yourself") from None
         finally:
             db.close()
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
+
+    @staticmethod
+    def move_index_aside(root: str | Path) -> Path | None:
+        """Rename the index under ``root`` (and its WAL files) to ``results.sqlite.before-reindex-TIME``,
+        so that a new one can be built; returns the new name (None: there was no index)."""
+        index = Path(root) / INDEX
+        if not index.exists():
+            return None
+        backup = index.with_name(f"{INDEX}.before-reindex-{time.strftime('%Y%m%dT%H%M%S')}")
+        while backup.exists():
+            backup = backup.with_name(backup.name + "+")
+        for suffix in ("", "-wal", "-shm"):  # a WAL left behind would be replayed into the new index
+            if Path(f"{index}{suffix}").exists():
+                os.replace(f"{index}{suffix}", f"{backup}{suffix}")
+        return backup
 
     # -- writing ------------------------------------------------------------
     def start_run(self, run_id: str, config: dict[str, Any], metric: str, variant: str, suite: str | None = None,

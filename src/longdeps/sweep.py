@@ -55,7 +55,7 @@ import os
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
@@ -65,11 +65,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from longdeps.allocator import keep_freed_memory
-from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
+from longdeps.config import SECTIONS, RunConfig, parse_overrides, read_mapping, validate
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
 from longdeps.report import PAPER_METRICS
 from longdeps.reporting import mean_std
+from longdeps.runfolder import rebuild_index
 from longdeps.signals import sigterm_as_interrupt
 from longdeps.store import ResultStore, atomic_write_text
 
@@ -147,6 +148,26 @@ class Suite:
         """Every run of the suite: grid points in file order, seeds innermost."""
         return [config for _, configs in self.points() for config in configs]
 
+    def with_overrides(self, overrides: list[str]) -> "Suite":
+        """This suite with ``section.key=value`` overrides in its base, so in every run (e.g.
+        ``train.device=cuda``); a field the grid varies is refused, since the grid would win."""
+        if not overrides:
+            return self
+        data = parse_overrides(overrides)
+        varied = {o.partition("=")[0] for key, values in self.grid.items() for v in values
+                  for o in _grid_overrides(key, v)}
+        clash = sorted({f"{section}.{name}" for section, names in data.items() for name in names} & varied)
+        if clash:
+            raise LongdepsError(f"suite {self.name!r}: its grid varies {', '.join(clash)}, which an override cannot "
+                                "set; copy the suite file and change its grid instead")
+        base = {section: dict(values) for section, values in self.base.items()}
+        for section, values in data.items():
+            base.setdefault(section, {}).update(values)
+        suite = replace(self, base=base)
+        for config in suite.configs():
+            validate(config)
+        return suite
+
 
 def builtin_suites() -> dict[str, Path]:
     """Names of the suites shipped with the package, and their files."""
@@ -222,6 +243,26 @@ def recorded_suite(root: str | Path, name: str) -> Suite | None:
     if path.is_file():
         return load_suite(str(path))
     return load_suite(name) if name in known_suites() else None
+
+
+def reindex(root: str | Path) -> tuple[Path | None, dict[str, str], list[str], list[str]]:
+    """Rebuild the index of results root ``root`` from its run folders (``runfolder.rebuild_index``)
+    and its suites' membership from the suite definitions kept there (``save_suite``).
+
+    Returns where the old index went (None: there was none), the status of each run restored, the
+    suites restored, and a line for each folder or suite left out and why.
+    """
+    backup, restored, skipped = rebuild_index(root)
+    store, suites = ResultStore(root), []
+    for path in sorted((Path(root) / "suites").glob("*.yaml")):
+        try:
+            suite = load_suite(str(path))
+        except LongdepsError as err:
+            skipped.append(f"suite {path}: {err}")
+            continue
+        store.add_to_suite(suite.name, [config.run_id() for config in suite.configs()])
+        suites.append(suite.name)
+    return backup, restored, suites, skipped
 
 
 # -- one run, in any executor ---------------------------------------------------

@@ -43,8 +43,10 @@ cell's true Jacobians for its first ``k`` steps back and by ``A`` beyond them:
     g = sum_{j<k} C_j + scan_A(C_k),   C_0 = e,   C_{j+1}[t-1] = J_t^T C_j[t],
 
 where every ``C_{j+1}`` is one vector-Jacobian product of all steps at once
-(parallel in time). ``k >= T - 1`` is exact BPTT; with ``A = 0`` and the loss on
-the last step alone it is truncated BPTT through the last ``k + 1`` steps.
+(parallel in time). ``k >= T - 1`` is exact BPTT, and a longer window is cut to
+``T - 1`` (``C_{T-1}`` is the last that is not zero); each evaluation record
+says the window used. With ``A = 0`` and the loss on the last step alone it is
+truncated BPTT through the last ``k + 1`` steps.
 
 How it is computed, without redoing the forward's arithmetic:
 
@@ -128,6 +130,7 @@ class DSF(GradientEstimator):
         self.refresh_every, self.jacobian_steps, self.jacobian_examples = refresh_every, jacobian_steps, jacobian_examples
         self.exact_window, self.scan_backend, self.block = exact_window, scan_backend, block
         self.updates = 0  #: backward passes so far (the refresh clock)
+        self.window_used: int | None = None  #: the exact window of the last backward: ``exact_window``, at most T - 1
         #: the feedback in use: {"diagonal": (S,)}, {"matrix": A} (ill-conditioned eigenvectors), or A with its
         #: eigendecomposition {"matrix": A, "eigenvalues": (S,), "basis": P, "inverse": P^-1}
         self.feedback: dict[str, torch.Tensor] | None = None
@@ -185,10 +188,11 @@ class DSF(GradientEstimator):
         """3. ``g`` ``(T, B, S)`` from the errors ``e`` ``(T, B, S)``: ``exact_window`` exact
         steps back (one vector-Jacobian product of all steps each), the feedback beyond."""
         total, chain = torch.zeros_like(errors), errors
-        if self.exact_window:
+        self.window_used = min(self.exact_window, x.shape[0] - 1)  # beyond T - 1 steps back every error is spent
+        if self.window_used:
             with torch.no_grad():
                 weights = cell.step_weights()
-        for _ in range(self.exact_window):
+        for _ in range(self.window_used):
             total += chain
             chain = self.step_back(cell, x, states, recurrent_inputs, weights, chain)
         return total + self.scan(chain)
@@ -308,8 +312,10 @@ class DSF(GradientEstimator):
         self.info["basis"] = "eigen"
 
     def statistics(self) -> dict[str, Any]:
-        """What the evaluation record shows of the feedback in use."""
-        return {"feedback": {"kind": self.kind, **self.info}}
+        """What the evaluation record shows of the feedback in use and, with an exact window, the
+        window the last backward used (``exact_window``, at most T - 1 steps)."""
+        window = {"exact_window_used": self.window_used} if self.exact_window else {}
+        return {"feedback": {"kind": self.kind, **self.info}, **window}
 
     def state_dict(self) -> dict[str, Any]:
         return {"feedback": self.feedback, "info": self.info, "updates": self.updates}
