@@ -119,6 +119,9 @@ class RecurrentCell(nn.Module, ABC):
     batch_statistics: bool = False
     #: whether the cell can carry its state's variance under smoothing (``set_smoothing(propagate=True)``)
     propagates_moments: bool = False
+    #: whether the next step reads what ``hidden`` returns (not so where the readout input is an output
+    #: computed from the state, e.g. the LRU block's; then ``dL/dh_t`` holds the readout's gradient alone)
+    carries_hidden: bool = True
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True):
         super().__init__()
@@ -220,7 +223,8 @@ class RecurrentCell(nn.Module, ABC):
     def provides(self) -> frozenset[str]:
         """What this cell offers the other axes (``longdeps.registry.CAPABILITIES``)."""
         return frozenset({"diffused form"} if self.diffused else ()) | frozenset(
-            () if self.batch_statistics else {"independent examples"})
+            () if self.batch_statistics else {"independent examples"}) | frozenset(
+            {"carried readout input"} if self.carries_hidden else ())
 
     @property
     def fused(self) -> bool:

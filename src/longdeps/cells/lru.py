@@ -43,8 +43,11 @@ class LRU(ScannedCell):
     the last block output, which ``hidden`` returns (it reads the input as well as ``h``); zeros
     at the start. The step Jacobian ``d h_t / d h_{t-1}`` is constant: per unit the 2 x 2 block
     ``[[Re l, -Im l], [Im l, Re l]]`` of multiplying by ``l = lambda``; ``y_t`` reads no ``y_{t-1}``.
-    No diffused form (GELU and the norm have none here).
+    No diffused form (GELU and the norm have none here). As ``y_{t-1}`` is not read, ``dL/dy_t`` is
+    the readout's gradient alone (``carries_hidden``): the gradient profile is flat and sgr refuses it.
     """
+
+    carries_hidden = False
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  scan_backend: str = "auto", state_size: int = 0, r_min: float = 0.9, r_max: float = 0.999,
