@@ -20,8 +20,8 @@ def reference_lru(cell, x, h0, y0):
     complex ``(B, N)``."""
     lam = torch.exp(-torch.exp(cell.nu_log) + 1j * torch.exp(cell.theta_log))
     gamma = torch.exp(cell.gamma_log)
-    b = torch.complex(cell.input_weight[0], cell.input_weight[1])
-    c = torch.complex(cell.output_weight[0], cell.output_weight[1])
+    b = torch.complex(cell.input_weight[:, 0], cell.input_weight[:, 1])
+    c = torch.complex(cell.output_weight[..., 0], cell.output_weight[..., 1])
     h, y, outputs = h0, y0, []
     for x_t in x:
         v = x_t if cell.input_size == cell.hidden_size else x_t @ cell.encoder.weight.T + cell.encoder.bias
@@ -32,6 +32,11 @@ def reference_lru(cell, x, h0, y0):
         y = v + a * torch.sigmoid(g)
         outputs.append(y)
     return torch.stack(outputs), (h, y)
+
+
+def pairs(h):
+    """The cell's layout of a complex state ``(B, N)``: ``(Re h_k, Im h_k)`` side by side, ``(B, 2N)``."""
+    return torch.stack([h.real, h.imag], -1).flatten(-2)
 
 
 def lru_cell(input_size=3, hidden=5, **options):
@@ -47,10 +52,10 @@ def test_forward_and_gradients_match_the_complex_float64_loop(native, backend, i
     x = torch.randn(11, 3, input_size, dtype=torch.float64)
     h0 = torch.randn(3, 4, dtype=torch.complex128)
     y0 = torch.randn(3, 5, dtype=torch.float64)
-    out, (h, y) = cell(x, (torch.cat([h0.real, h0.imag], -1), y0))
+    out, (h, y) = cell(x, (pairs(h0), y0))
     want, (h_ref, y_ref) = reference_lru(cell, x, h0, y0)
     torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(h, torch.cat([h_ref.real, h_ref.imag], -1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, pairs(h_ref), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
     weights = torch.randn_like(out)
     params = list(cell.parameters())
@@ -115,7 +120,7 @@ def test_the_step_jacobian_is_the_rotation_scaling_of_lambda_and_reads_no_previo
         states, _ = cell.native_states(x, cell.initial_state(3))
     jacobians = step_jacobians(cell, x, states, [0, 3, 5], torch.arange(3))
     re, im = (p.detach() for p in cell.eigenvalues())
-    rotation = torch.cat([torch.cat([torch.diag(re), -torch.diag(im)], 1), torch.cat([torch.diag(im), torch.diag(re)], 1)])
+    rotation = torch.block_diag(*(torch.tensor([[r, -i], [i, r]], dtype=torch.float64) for r, i in zip(re, im)))
     torch.testing.assert_close(jacobians[..., :8, :8], rotation.expand(3, 3, 8, 8), rtol=1e-12, atol=1e-12)
     assert torch.all(jacobians[..., :, 8:] == 0)  # y_{t-1} is read by no step
     assert jacobians[..., 8:, :8].std(dim=(0, 1)).max() > 1e-3  # dy_t/dh_{t-1} varies: GELU and GLU

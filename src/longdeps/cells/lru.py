@@ -39,12 +39,14 @@ class LRU(ScannedCell):
         max_phase: ``arg(lambda)`` is initialised uniformly in ``[0, max_phase]`` (radians).
         scan_backend: see ``ScannedCell``.
 
-    State: ``(h, y)``, ``h`` ``(B, 2N)`` the complex state as ``[Re h; Im h]`` and ``y`` ``(B, H)``
-    the last block output, which ``hidden`` returns (it reads the input as well as ``h``); zeros
-    at the start. The step Jacobian ``d h_t / d h_{t-1}`` is constant: per unit the 2 x 2 block
-    ``[[Re l, -Im l], [Im l, Re l]]`` of multiplying by ``l = lambda``; ``y_t`` reads no ``y_{t-1}``.
-    No diffused form (GELU and the norm have none here). As ``y_{t-1}`` is not read, ``dL/dy_t`` is
-    the readout's gradient alone (``carries_hidden``): the gradient profile is flat and sgr refuses it.
+    State: ``(h, y)``: ``h`` ``(B, 2N)``, the complex state as pairs ``(Re h_k, Im h_k)`` side by
+    side (the memory layout of a complex tensor, so that the scan views it without copying), and
+    ``y`` ``(B, H)`` the last block output, which ``hidden`` returns (it reads the input as well as
+    ``h``); zeros at the start. The step Jacobian ``d h_t / d h_{t-1}`` is constant and block
+    diagonal: per unit the 2 x 2 block ``[[Re l, -Im l], [Im l, Re l]]`` of multiplying by ``l =
+    lambda_k``; ``y_t`` reads no ``y_{t-1}``. No diffused form (GELU and the norm have none here).
+    As ``y_{t-1}`` is not read, ``dL/dy_t`` is the readout's gradient alone (``carries_hidden``):
+    the gradient profile is flat and sgr refuses the cell.
     """
 
     carries_hidden = False
@@ -69,8 +71,8 @@ class LRU(ScannedCell):
         self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(radius_squared)))
         self.theta_log = nn.Parameter(torch.log(phase))
         self.gamma_log = nn.Parameter(0.5 * torch.log(1 - radius_squared))
-        self.input_weight = nn.Parameter(torch.randn(2, n, h) / math.sqrt(2 * h))  #: B as [Re B, Im B]
-        self.output_weight = nn.Parameter(torch.randn(2, h, n) / math.sqrt(n))  #: C as [Re C, Im C]
+        self.input_weight = nn.Parameter(torch.randn(n, 2, h) / math.sqrt(2 * h))  #: B: [k, 0] = Re B_k, [k, 1] = Im B_k
+        self.output_weight = nn.Parameter(torch.randn(h, n, 2) / math.sqrt(n))  #: C: [:, k, 0] = Re C_k, [:, k, 1] = Im C_k
         self.skip = nn.Parameter(torch.randn(h))  #: D
         self.mlp = nn.Linear(h, 2 * h)
 
@@ -85,33 +87,35 @@ class LRU(ScannedCell):
     def hidden(self, state: State) -> torch.Tensor:
         return state[1]
 
-    def project_input(self, x: torch.Tensor) -> torch.Tensor:
-        """``[Re gamma B n; Im gamma B n; D n; v]``: ``(..., I) -> (..., 2N + 2H)``."""
+    def input_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The state-independent parts of a step: the drive ``gamma B n`` as pairs ``(..., 2N)``, ``D n``
+        and ``v`` ``(..., H)``."""
         v = self.encoder(x)
         n = self.norm(v)
-        gamma = torch.exp(self.gamma_log).repeat(2)[:, None]
-        return torch.cat([F.linear(n, gamma * self.input_weight.flatten(0, 1)), self.skip * n, v], -1)
+        gamma = torch.exp(self.gamma_log).repeat_interleave(2)[:, None]
+        return F.linear(n, gamma * self.input_weight.flatten(0, 1)), self.skip * n, v
 
-    def split_input(self, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``project_input``'s parts: ``Re gamma B n``, ``Im gamma B n`` ``(..., N)``, ``D n``, ``v`` ``(..., H)``."""
-        n, h = self.state_size, self.hidden_size
-        return u.split([n, n, h, h], -1)
+    def project_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``input_parts`` side by side: ``(..., I) -> (..., 2N + 2H)``."""
+        return torch.cat(self.input_parts(x), -1)
 
     def step_weights(self) -> StepWeights:
-        """No recurrent matrix; ``extra``: ``Re lambda``, ``Im lambda`` and ``[Re C, -Im C]`` ``(H, 2N)``,
-        so that ``Re(C h) = [Re C, -Im C] [Re h; Im h]``."""
-        real, imaginary = self.output_weight
+        """No recurrent matrix; ``extra``: ``Re lambda``, ``Im lambda`` and the readout ``(H, 2N)`` of the
+        pairs, ``Re(C h) = sum_k Re C_k Re h_k - Im C_k Im h_k``."""
+        readout = torch.stack([self.output_weight[..., 0], -self.output_weight[..., 1]], -1).flatten(1)
         return StepWeights(self.no_recurrent_matrix(self.nu_log, self.theta_log),
-                           extra=(*self.eigenvalues(), torch.cat([real, -imaginary], 1)))
+                           extra=(*self.eigenvalues(), readout))
 
     def update(self, u: torch.Tensor, gh: torch.Tensor, state: State, t: int | range,
                weights: StepWeights) -> State:
-        drive_re, drive_im, skip, v = self.split_input(u)
-        real, imaginary = state[0].split(self.state_size, -1)
+        n, h = self.state_size, self.hidden_size
+        drive, skip, v = u.split([2 * n, h, h], -1)
+        drive_re, drive_im = drive.unflatten(-1, (n, 2)).unbind(-1)
+        real, imaginary = state[0].unflatten(-1, (n, 2)).unbind(-1)
         lam_re, lam_im, readout = weights.extra
-        h = torch.cat([lam_re * real - lam_im * imaginary + drive_re,
-                       lam_re * imaginary + lam_im * real + drive_im], -1)
-        return h, self.block_output(h, skip, v, readout)
+        new = torch.stack([lam_re * real - lam_im * imaginary + drive_re,
+                           lam_re * imaginary + lam_im * real + drive_im], -1).flatten(-2)
+        return new, self.block_output(new, skip, v, readout)
 
     def block_output(self, h: torch.Tensor, skip: torch.Tensor, v: torch.Tensor,
                      readout: torch.Tensor) -> torch.Tensor:
@@ -119,13 +123,13 @@ class LRU(ScannedCell):
         return v + F.glu(self.mlp(F.gelu(F.linear(h, readout) + skip)), -1)
 
     def scanned(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every ``h_t`` ``(T, B, 2N)`` and ``y_t`` ``(T, B, H)`` over ``x`` ``(T, B, I)``, as one scan."""
-        drive_re, drive_im, skip, v = self.split_input(self.project_input(x))
+        """Every ``h_t`` ``(T, B, 2N)`` and ``y_t`` ``(T, B, H)`` over ``x`` ``(T, B, I)``, as one complex scan."""
+        drive, skip, v = self.input_parts(x)
         lam_re, lam_im, readout = self.step_weights().extra
-        real, imaginary = state[0].split(self.state_size, -1)
-        h = self.scan(torch.complex(lam_re, lam_im), torch.complex(drive_re, drive_im),
-                      torch.complex(real, imaginary))
-        h = torch.cat([h.real, h.imag], -1)
+        pairs = (self.state_size, 2)
+        h = self.scan(torch.complex(lam_re, lam_im), torch.view_as_complex(drive.unflatten(-1, pairs)),
+                      torch.view_as_complex(state[0].unflatten(-1, pairs).contiguous()))
+        h = torch.view_as_real(h).flatten(-2)
         return h, self.block_output(h, skip, v, readout)
 
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

@@ -41,9 +41,7 @@ class ScannedCell(RecurrentCell):
     def scan(self, a: torch.Tensor, b: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
         """Every ``h_t = a_t * h_{t-1} + b_t``, ``(T, B, .)``, from ``h_{-1} = initial`` ``(B, .)``;
         ``a`` is ``(T, B, .)`` or fixed (broadcast against ``b[0]``)."""
-        first = a[0] if a.dim() == b.dim() else a
-        b = torch.cat([(b[0] + first * initial)[None], b[1:]])
-        return linear_scan(a, b, self.scan_backend, reverse=False)
+        return linear_scan(a, b, self.scan_backend, reverse=False, initial=initial)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, scan_backend={self.scan_backend!r}"
