@@ -126,7 +126,7 @@ def test_the_step_jacobian_is_the_rotation_scaling_of_lambda_and_reads_no_previo
     assert jacobians[..., 8:, :8].std(dim=(0, 1)).max() > 1e-3  # dy_t/dh_{t-1} varies: GELU and GLU
 
 
-def dsf_and_bptt_grads(settings):
+def dsf_and_bptt_grads(settings, reference=("bptt", {})):
     torch.manual_seed(0)
     task = make_task("copy", 6)
     model = SequenceModel(make_cell("lru", task.input_size, 5, state_size=3, r_max=0.9), task.output_size,
@@ -134,21 +134,25 @@ def dsf_and_bptt_grads(settings):
     batch = task.sample(4, torch.Generator().manual_seed(0))
     batch.x = batch.x.double()
     out = []
-    for estimator in (make_estimator("dsf", **settings), make_estimator("bptt")):
+    for estimator in (make_estimator("dsf", **settings), make_estimator(reference[0], **reference[1])):
         model.zero_grad(set_to_none=True)
         estimator.backward(model, batch, task)
         out.append([p.grad.clone() for p in model.parameters()])
     return out
 
 
-def test_dsf_stationary_with_one_exact_step_is_bptt_and_the_diagonal_feedbacks_are_not():
+def test_dsf_stationary_with_one_exact_step_is_bptt_and_stationary_diagonal_is_truncated_bptt():
     """With the state stored as [Re h; Im h; y], the mean step Jacobian holds the exact (constant)
     rotation-scaling of lambda; one exact step carries each output's error into h_{t-1}, after
     which only that block acts, so the stationary feedback is exact. Its diagonal drops the
     rotation, and without the exact step the mean of dy_t/dh_{t-1} stands in for each step's."""
-    got, want = dsf_and_bptt_grads({"feedback": "stationary", "exact_window": 1})
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
+    for settings, reference in (({"feedback": "stationary", "exact_window": 1}, ("bptt", {})),
+                                # the mean Jacobian's diagonal is Re lambda on h and 0 on y, and a
+                                # diagonal feedback never moves an error from y into h
+                                ({"feedback": "stationary-diagonal"}, ("tbptt", {"truncation": 1}))):
+        got, want = dsf_and_bptt_grads(settings, reference)
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
     for settings in ({"feedback": "stationary-diagonal", "exact_window": 1}, {"feedback": "stationary"},
                      {"feedback": "uniform"}, {"feedback": "constant", "feedback_low": 0.5, "feedback_high": 0.5}):
         got, want = dsf_and_bptt_grads(settings)
