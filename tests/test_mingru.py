@@ -89,15 +89,19 @@ def test_two_halves_with_the_carried_state_equal_the_whole(name, native):
     torch.testing.assert_close(last, final, rtol=1e-12, atol=1e-12)
 
 
-def test_smoothed_mingru_diffuses_its_gate_at_the_cells_width():
+@pytest.mark.parametrize("native", [True, False])
+def test_smoothed_mingru_diffuses_its_gate_at_the_width_of_its_input_alone(native):
+    """The gate's pre-activation W_z x_t + b_z carries noise of scale sigma * sqrt(||x_t||^2 + 1)."""
     torch.manual_seed(0)
-    cell = make_cell("mingru", 3, 5).double()
+    cell = make_cell("mingru", 3, 5, native=native).double()
     cell.set_smoothing(0.3)
     x = torch.randn(7, 4, 3, dtype=torch.float64)
     h0 = torch.randn(4, 5, dtype=torch.float64)
-    out, _ = cell(x, h0)
-    width = lambda x_t, h: 0.3 * torch.sqrt(x_t.square().sum(-1, keepdim=True) + 1 + h.square().sum(-1, keepdim=True))
+    with cell.recording_widths() as widths:
+        out, _ = cell(x, h0)
+    width = lambda x_t, h: 0.3 * torch.sqrt(x_t.square().sum(-1, keepdim=True) + 1)
     torch.testing.assert_close(out, reference("mingru", cell, x, h0, width), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.cat([w.flatten() for w in widths]), width(x, None).flatten())
     assert not torch.allclose(out, reference("mingru", cell, x, h0))
 
 

@@ -30,9 +30,11 @@ class MinimalRecurrence(ScannedCell):
 
     State: ``h`` ``(B, H)``, zeros at the start. The step Jacobian is ``diag(a_t)``.
     Parameters: ``self.linear`` (``nn.Linear(I, (gates + 1) H)``, torch's default init).
+    A diffused form's width reads no state, so a smoothed cell still runs as a scan.
     """
 
     gates = 1
+    diffused_reads_state = False
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,
                  scan_backend: str = "auto"):
@@ -61,8 +63,13 @@ class MinimalRecurrence(ScannedCell):
         a, b = self.coefficients(*self.diffusion_width(u, state))
         return torch.addcmul(b, a, state)
 
+    @property
+    def fused(self) -> bool:
+        """Whether ``forward`` runs the scan: with ``native``, smoothed or not."""
+        return self.native
+
     def native_forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        a, b = self.coefficients(self.project_input(x), None)
+        a, b = self.coefficients(*self.diffusion_width(self.project(x), state))
         h = self.scan(a, b, state)
         return h, h[-1]
 
@@ -70,9 +77,9 @@ class MinimalRecurrence(ScannedCell):
 class MinGRU(MinimalRecurrence):
     """minGRU (see the module docstring): ``a_t = 1 - z_t``, ``b_t = z_t * h~_t``.
 
-    Diffused form: the gate through the logistic approximation at the cell's width. That width
-    counts ``||h_{t-1}||``, which the gate does not read, so it over-smooths (an upper bound); a
-    smoothed cell runs its step loop.
+    Diffused form: the gate through the logistic approximation at its width ``sigma *
+    sqrt(||x_t||^2 + 1)`` (the gate reads no ``h_{t-1}``); the candidate is linear in weights
+    independent of the gate's, so its noise averages out (``h_{t-1}`` held fixed, as for every cell).
     """
 
     diffused = ("logistic",)
