@@ -15,7 +15,7 @@ complex dtypes. Two backends compute the same thing:
 ``backend="auto"`` picks the loop on a CPU and the doubling scan elsewhere
 (``chosen_backend``). On a CPU the loop is the faster one also inside the
 scanned cells (``longdeps.cells.scanned``): a training step of lru, mingru or
-minlstm at T = 1000, batch 32, 128 units took 2 to 3 times longer with the
+minlstm at T = 1000, batch 32, 128 units took 1.7 to 3 times longer with the
 doubling scan (docs/modern-recurrences.md).
 Both are checked against a float64 loop in the tests; with |a| <= 1 they agree
 to rounding. Coefficient products that underflow to zero in the doubling scan
