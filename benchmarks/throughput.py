@@ -19,6 +19,10 @@ compiling (forward and backward) are shown apart, in their own column.
     python benchmarks/throughput.py [--device cpu] [--lengths 100 784 1000] [--repeats 7] [--compile [BLOCK]] [--out FILE]
     python benchmarks/throughput.py --lengths 1000 --batch 128 --hidden 138 --variants asrnn orthrnn
 
+The scanned cells (``lru``, its complex state ``N = H``; ``mingru``, ``minlstm``) are timed with
+each ``linear_scan`` backend, the loop (``auto``'s choice on a CPU) and ``, doubling``, next to
+``nn.GRU``.
+
 ``--variants`` times only the named ones (and the native references they are
 compared with). ``--device`` (default cpu) puts the modules and the input on
 that device, e.g. ``cuda``, where the fused references are cuDNN's kernels; the
@@ -55,6 +59,15 @@ LOOPS = {
     "bn-lstm": ("bn-lstm", {}, "nn.LSTM"),
     "gru, step loop": ("gru", {"native": False}, "nn.GRU"),
 }
+#: the cells that train as a linear scan, on each backend: name -> (cell, its options); compared with nn.GRU
+SCANS = {
+    "lru": ("lru", {"scan_backend": "loop"}),
+    "lru, doubling": ("lru", {"scan_backend": "doubling"}),
+    "mingru": ("mingru", {"scan_backend": "loop"}),
+    "mingru, doubling": ("mingru", {"scan_backend": "doubling"}),
+    "minlstm": ("minlstm", {"scan_backend": "loop"}),
+    "minlstm, doubling": ("minlstm", {"scan_backend": "doubling"}),
+}
 SMOOTHING = 0.1  #: diffusion sigma of "srn, smoothed" and "srn, propagated" (moment propagation)
 
 
@@ -79,6 +92,8 @@ def variants(hidden: int, compile_block: int | None = None) -> dict[str, tuple[t
         "nn.GRU": (torch.nn.GRU(1, hidden), "nn.GRU"),
         "gru": (make_cell("gru", 1, hidden), "nn.GRU"),
     }
+    for name, (cell, options) in SCANS.items():
+        modules[name] = (make_cell(cell, 1, hidden, **options), "nn.GRU")
     for name, (_, _, reference) in LOOPS.items():
         modules[name] = (loop_cell(name, hidden), reference)
         if compile_block:

@@ -54,6 +54,25 @@ def test_scan_with_a_coefficient_per_step_either_way_in_time(backend, dtype, rev
     assert torch.allclose(got.cpu(), want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["loop", "doubling"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+@pytest.mark.parametrize("reverse", [True, False])
+@pytest.mark.parametrize("per_step", [True, False])
+def test_scan_from_an_initial_value_and_its_gradients_match_a_loop(backend, dtype, reverse, per_step):
+    """Values against a loop from the initial value; gradients of a, e and the initial value (the
+    adjoint scan) by finite differences (gradcheck)."""
+    gen = torch.Generator().manual_seed(2)
+    a = (torch.rand(*((6,) if per_step else ()), 2, 3, generator=gen, dtype=dtype) * 0.9).requires_grad_()
+    e = torch.randn(6, 2, 3, generator=gen, dtype=dtype, requires_grad=True)
+    initial = torch.randn(2, 3, generator=gen, dtype=dtype, requires_grad=True)
+    want, carried = [None] * 6, initial
+    for t in (range(5, -1, -1) if reverse else range(6)):
+        carried = want[t] = e[t] + (a[t] if per_step else a) * carried
+    got = linear_scan(a, e, backend, reverse, initial)
+    torch.testing.assert_close(got, torch.stack(want), rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, e, initial: linear_scan(a, e, backend, reverse, initial), (a, e, initial))
+
+
 def test_scan_rejects_unknown_backend_and_wrong_step_count():
     with pytest.raises(LongdepsError, match="unknown scan backend 'fft'"):
         linear_scan(torch.ones(1), torch.ones(2, 1), "fft")

@@ -28,7 +28,7 @@ def reference_ratio(model, x, task, early_step):
     return early.norm() / last.norm()
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", [name for name, cls in CELLS.items() if cls.carries_hidden])  # sgr's needs
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
 @pytest.mark.parametrize("early_step", [0, 4])
 def test_batched_ratio_equals_per_example_float64_autograd(cell, task_name, early_step):

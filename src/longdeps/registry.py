@@ -35,6 +35,8 @@ CAPABILITIES = {
     "diffused form": "a closed-form Gaussian-diffused version of every nonlinearity",
     "independent examples": "examples that do not depend on each other in training (no batch statistics)",
     "fixed training set": "a fixed, unordered training set (task.train_size)",
+    "carried readout input": "a readout input that the next step reads, so that ||dL/dh_t|| measures the "
+                             "gradient flowing back through time",
 }
 
 #: config section -> the module that defines the registry its ``name`` chooses from, and that registry

@@ -10,7 +10,9 @@ from longdeps.cells.asrnn import ASRNN, OrthogonalRNN
 from longdeps.cells.base import RecurrentCell, State, StepWeights, detach_state, map_state
 from longdeps.cells.bn_lstm import BNLSTM
 from longdeps.cells.gru import GRU
+from longdeps.cells.lru import LRU
 from longdeps.cells.lstm import LSTM
+from longdeps.cells.minimal import MinGRU, MinLSTM
 from longdeps.cells.srn import SRN
 from longdeps.config import CellConfig
 from longdeps.errors import LongdepsError
@@ -26,6 +28,12 @@ CELLS.add("asrnn", ASRNN, "adaptive-saturated RNN (Nguyen-Duy et al. 2023): h = 
                           "and U_f orthogonal (expm/Cayley, dynamic trivialisation optional)")
 CELLS.add("orthrnn", OrthogonalRNN, "orthogonal RNN (expRNN-style): W_hh orthogonal, modReLU (default) or linear, "
                                     "the a -> 0 limit of asrnn")
+CELLS.add("lru", LRU, "linear recurrent unit (Orvieto et al. 2023): complex diagonal recurrence in a LayerNorm, "
+                      "GELU/GLU, residual block; trains as a parallel scan")
+CELLS.add("mingru", MinGRU, "minGRU (Feng et al. 2024): gate and candidate from the input alone; trains as a "
+                            "parallel scan")
+CELLS.add("minlstm", MinLSTM, "minLSTM (Feng et al. 2024): normalised forget and input gates from the input "
+                              "alone; trains as a parallel scan")
 
 
 def make_cell(name: str, input_size: int, hidden_size: int, compile: bool = False,
@@ -42,5 +50,5 @@ def make_cell(name: str, input_size: int, hidden_size: int, compile: bool = Fals
     return cell
 
 
-__all__ = ["ASRNN", "BNLSTM", "CELLS", "GRU", "LSTM", "OrthogonalRNN", "RecurrentCell", "SRN", "State",
+__all__ = ["ASRNN", "BNLSTM", "CELLS", "GRU", "LRU", "LSTM", "MinGRU", "MinLSTM", "OrthogonalRNN", "RecurrentCell", "SRN", "State",
            "StepWeights", "detach_state", "make_cell", "map_state"]

@@ -115,10 +115,15 @@ class RecurrentCell(nn.Module, ABC):
     #: the nonlinearities ``update`` applies through ``activation`` (names of
     #: ``longdeps.functional.diffused``); empty: the cell has no diffused form
     diffused: tuple[str, ...] = ()
+    #: whether those nonlinearities' pre-activations read ``hidden(state)``, so that their width counts it
+    diffused_reads_state: bool = True
     #: whether training normalises with statistics of the batch, so that examples depend on each other
     batch_statistics: bool = False
     #: whether the cell can carry its state's variance under smoothing (``set_smoothing(propagate=True)``)
     propagates_moments: bool = False
+    #: whether the next step reads what ``hidden`` returns (not so where the readout input is an output
+    #: computed from the state, e.g. the LRU block's; then ``dL/dh_t`` holds the readout's gradient alone)
+    carries_hidden: bool = True
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True):
         super().__init__()
@@ -220,7 +225,8 @@ class RecurrentCell(nn.Module, ABC):
     def provides(self) -> frozenset[str]:
         """What this cell offers the other axes (``longdeps.registry.CAPABILITIES``)."""
         return frozenset({"diffused form"} if self.diffused else ()) | frozenset(
-            () if self.batch_statistics else {"independent examples"})
+            () if self.batch_statistics else {"independent examples"}) | frozenset(
+            {"carried readout input"} if self.carries_hidden else ())
 
     @property
     def fused(self) -> bool:
@@ -238,12 +244,15 @@ class RecurrentCell(nn.Module, ABC):
     def diffusion_width(self, u: torch.Tensor, state: State,
                         variance: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Split ``project``'s output into the projected input ``(..., P)`` and the width
-        ``s = sigma * sqrt(||x||^2 + 1 + ||h_{t-1}||^2)`` ``(..., 1)`` (None unless smoothed).
+        ``s = sigma * sqrt(||x||^2 + 1 + ||h_{t-1}||^2)`` ``(..., 1)`` (None unless smoothed;
+        without the ``||h_{t-1}||^2`` where the pre-activations do not read it, ``diffused_reads_state``).
         ``variance`` ``(..., G)``, where a propagating cell passes one, is the pre-activations'
         variance from a random ``h_{t-1}``; it is added to ``s^2``, unit by unit."""
         if not self.smoothed:
             return u, None
-        squared_norm = u[..., -1:] + self.hidden(state).pow(2).sum(-1, keepdim=True)
+        squared_norm = u[..., -1:]
+        if self.diffused_reads_state:
+            squared_norm = squared_norm + self.hidden(state).pow(2).sum(-1, keepdim=True)
         if variance is None:
             width = self.smoothing * torch.sqrt(squared_norm)
         else:

@@ -85,8 +85,8 @@ class SGRSampler(UniformSampler):
     from the current eligible set (they restart at every refresh).
     """
 
-    #: it estimates examples one by one from a fixed training set
-    needs = {"fixed training set": "task", "independent examples": "cell"}
+    #: it estimates examples one by one from a fixed training set, by the gradient through the readout input
+    needs = {"fixed training set": "task", "independent examples": "cell", "carried readout input": "cell"}
 
     def __init__(self, task: Task, model: SequenceModel, replacement: bool = False, log10_rho_min: float = -3.5,
                  log10_rho_max: float = 0.5, early_step: int = 0, refresh_every: int = 50, pool_size: int | None = 1000,
