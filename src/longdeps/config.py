@@ -171,14 +171,20 @@ class ContinuationConfig(Component):
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """A ``torch.optim`` optimiser: adam, sgd or rmsprop."""
+    """A ``torch.optim`` optimiser (adam, adamw, sgd or rmsprop) and its learning-rate schedule
+    (``longdeps.optim``; docs/optimisers.md)."""
 
-    name: str = "adam"
+    name: str = "adam"  #: adam | adamw | sgd | rmsprop
     lr: float = ranged(1e-3, "positive")
     momentum: float = ranged(0.0, "probability")  #: sgd, rmsprop
     alpha: float = ranged(0.99, "probability")  #: rmsprop smoothing constant
-    weight_decay: float = ranged(0.0, "non-negative")
+    weight_decay: float = ranged(0.0, "non-negative")  #: L2 penalty (adam, sgd, rmsprop); decoupled decay (adamw)
     orthogonal_lr_scale: float = ranged(0.1, "positive")  #: lr factor of the "orthogonal" parameter group (see longdeps.optim)
+    #: after the warm-up: constant | step (lr x gamma every step_size updates) | cosine (to 0 at train.steps)
+    schedule: str = "constant"
+    warmup: int = ranged(0, "non-negative")  #: updates of linear warm-up: update k (0-based) at lr (k+1)/(warmup+1)
+    step_size: int = ranged(1000, "positive")  #: schedule=step: updates between two decays
+    gamma: float = ranged(0.1, "fraction")  #: schedule=step: factor of each decay
 
 
 @dataclass(frozen=True)
@@ -215,17 +221,19 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self, identity: bool = False) -> dict[str, dict[str, Any]]:
-        """Every field by section, but the ``EXECUTION_FIELDS`` at their defaults; with ``identity``,
-        what the run id hashes: none of the ``EXECUTION_FIELDS``, and the ``PLACEMENT_FIELDS`` at
-        their fixed values."""
+        """Every field by section, but the ``EXECUTION_FIELDS`` and ``ADDED_FIELDS`` at their defaults;
+        with ``identity``, what the run id hashes: none of the ``EXECUTION_FIELDS`` (those of
+        ``HASHED_EXECUTION_FIELDS`` at their defaults), and the ``PLACEMENT_FIELDS`` at their fixed values."""
         data = dataclasses.asdict(self)
         for values in data.values():
             values.update(values.pop("more", ()))
-        for section, names in EXECUTION_FIELDS.items():
+        for section, names in (*EXECUTION_FIELDS.items(), *ADDED_FIELDS.items()):
             for name in names:
-                if identity or data[section][name] == getattr(SECTIONS[section], name):
+                if (identity and name in EXECUTION_FIELDS.get(section, ())) or data[section][name] == _default(section, name):
                     del data[section][name]
         if identity:
+            for section, names in HASHED_EXECUTION_FIELDS.items():
+                data[section].update({name: _default(section, name) for name in names})
             for section, values in PLACEMENT_FIELDS.items():
                 data[section].update(values)
         return data
@@ -291,7 +299,16 @@ SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
 #: eagerly resumes compiled, and the other way round), and ``to_dict`` leaves them out at their
 #: defaults, so that the records of runs that do not set them (config.json, the store) read as
 #: before the fields existed, and group with them in reports.
-EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_block", "compile_fallback")}
+EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_block", "compile_fallback"),
+                                                 "train": ("log",)}
+
+#: the ``EXECUTION_FIELDS`` that run ids hashed before they were execution fields: the id holds each at
+#: its default whatever it is set to, so that those ids stay
+HASHED_EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"train": ("log",)}
+
+#: fields added after run ids were first pinned: written (in records and in the id) only when set
+#: away from their defaults, so that a config which leaves them keeps its id
+ADDED_FIELDS: dict[str, tuple[str, ...]] = {"optimizer": ("schedule", "warmup", "step_size", "gamma")}
 
 #: the fields that say where a run computes, each with the value the run id hashes it at whatever
 #: it is set to, so that a run keeps its id and its checkpoint on another device (started on a GPU,
@@ -303,6 +320,11 @@ PLACEMENT_FIELDS: dict[str, dict[str, Any]] = {"train": {"device": "cpu"}}
 #: the fields of a component's section that are not its options: what it is built with (the
 #: cell's width) or what the trainer reads (the clipping bound)
 NOT_OPTIONS: dict[str, tuple[str, ...]] = {"cell": ("hidden_size",), "gradient": ("clip_norm",)}
+
+
+def _default(section: str, name: str) -> Any:
+    """The default of field ``name`` of section ``section``."""
+    return getattr(SECTIONS[section], name)
 
 
 def validate(config: RunConfig) -> RunConfig:
