@@ -61,9 +61,9 @@ class TaskConfig(Component):
     seq_len: int | None = ranged(None, "positive")  #: None: the task's default (100 for synthetic tasks)
     variant: str | None = None  #: None: the task's default variant
     val_size: int | None = ranged(None, "positive")  #: None: the task's default (1000 generated, or the whole split)
-    test_size: int | None = ranged(None, "positive")
+    test_size: int | None = ranged(None, "positive")  #: None: the task's default (1000 generated, or the whole split)
     train_size: int | None = ranged(None, "positive")  #: generated tasks: None for a fresh batch every update, N for a fixed pool
-    data_seed: int = ranged(0, "seed")
+    data_seed: int = ranged(0, "seed")  #: seed of the generated validation/test sets and training pool
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class SamplerConfig(Component):
     #: rho_i = ||dL_i/dh_k0|| / ||dL_i/dh_T|| (unit output deltas), as log10 rho; the default
     #: is the best of the validation sweep benchmarks/sgr-band.yaml (docs/results/sgr/band)
     log10_rho_min: float = ranged(-3.5, "finite", at_most="log10_rho_max")
-    log10_rho_max: float = ranged(0.5, "finite")
+    log10_rho_max: float = ranged(0.5, "finite")  #: sgr: the upper end of the band, as log10 rho
     early_step: int = ranged(0, "non-negative")  #: sgr: k0, the 0-based step whose gradient norm rho compares with the last step's
     refresh_every: int = ranged(50, "positive")  #: sgr: updates between two estimates (a new pool each time)
     pool_size: int | None = ranged(1000, "positive")  #: sgr: training examples drawn and estimated at each refresh (None: all)
@@ -175,7 +175,7 @@ class OptimizerConfig:
     (``longdeps.optim``; docs/optimisers.md)."""
 
     name: str = "adam"  #: adam | adamw | sgd | rmsprop
-    lr: float = ranged(1e-3, "positive")
+    lr: float = ranged(1e-3, "positive")  #: the learning rate (the peak one, under a schedule)
     momentum: float = ranged(0.0, "probability")  #: sgd, rmsprop
     alpha: float = ranged(0.99, "probability")  #: rmsprop smoothing constant
     weight_decay: float = ranged(0.0, "non-negative")  #: L2 penalty (adam, sgd, rmsprop); decoupled decay (adamw)
@@ -220,13 +220,16 @@ class RunConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def to_dict(self, identity: bool = False) -> dict[str, dict[str, Any]]:
-        """Every field by section, but the ``EXECUTION_FIELDS`` and ``ADDED_FIELDS`` at their defaults;
-        with ``identity``, what the run id hashes: none of the ``EXECUTION_FIELDS`` (those of
-        ``HASHED_EXECUTION_FIELDS`` at their defaults), and the ``PLACEMENT_FIELDS`` at their fixed values."""
+    def to_dict(self, identity: bool = False, every: bool = False) -> dict[str, dict[str, Any]]:
+        """Every field by section, but the ``EXECUTION_FIELDS`` and ``ADDED_FIELDS`` at their defaults
+        (with ``every``, all of them); with ``identity``, what the run id hashes: none of the
+        ``EXECUTION_FIELDS`` (those of ``HASHED_EXECUTION_FIELDS`` at their defaults), and the
+        ``PLACEMENT_FIELDS`` at their fixed values."""
         data = dataclasses.asdict(self)
         for values in data.values():
             values.update(values.pop("more", ()))
+        if every:
+            return data
         for section, names in (*EXECUTION_FIELDS.items(), *ADDED_FIELDS.items()):
             for name in names:
                 if (identity and name in EXECUTION_FIELDS.get(section, ())) or data[section][name] == _default(section, name):
