@@ -132,6 +132,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = load_config(args.config) if args.config else RunConfig()
     flags = [f"{key}={getattr(args, flag)}" for flag, (key, _) in FLAGS.items() if getattr(args, flag) is not None]
     config = config.with_overrides(flags + args.overrides)
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise LongdepsError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.print_config:
         import json
 
@@ -139,12 +145,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         print(json.dumps(resolve(config, args.data_dir)[0].to_dict(every=True), indent=2))
         return
-    if args.threads is not None:
-        import torch
-
-        if args.threads < 1:
-            raise LongdepsError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     from longdeps.experiment import run_experiment
 
     result = run_experiment(config, args.results, resume=args.resume, force=args.force,

@@ -71,11 +71,11 @@ class CellConfig(Component):
     """Which cell; options left at None take the cell's own default."""
 
     name: str = "lstm"
-    hidden_size: int = ranged(128, "positive")
+    hidden_size: int = ranged(128, "positive")  #: units of the state h_t
     native: bool = True  #: fused native kernel where the cell has one
     recurrent_init: str | None = None  #: default | orthogonal | identity | xavier
     input_init: str | None = None  #: default | orthogonal | xavier
-    forget_bias: float | None = ranged(None, "finite")  #: lstm only (cell default 1.0)
+    forget_bias: float | None = ranged(None, "finite")  #: lstm, bn-lstm: initial forget-gate bias (cell default 1.0)
     nonlinearity: str | None = None  #: srn only: tanh | relu
     batch_norm: bool | None = None  #: bn-lstm: False for the unnormalised control
     gamma: float | None = ranged(None, "finite")  #: bn-lstm: initial BN scale (0.1)

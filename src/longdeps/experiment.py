@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from longdeps.cells import State, detach_state, make_cell, map_state
-from longdeps.config import RunConfig, validate
+from longdeps.config import EXECUTION_FIELDS, RunConfig, validate
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
 from longdeps.evaluation import Evaluator
@@ -63,9 +63,10 @@ def resolve(config: RunConfig, data_dir: str | None = None) -> tuple[RunConfig, 
     task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
     filled: dict[str, dict[str, Any]] = {"task": {"seq_len": task.seq_len, "variant": task.variant,
                                                   "val_size": task.val_size, "test_size": task.test_size}}
-    for section in REGISTRIES.keys() - {"task"}:
+    for section in [s for s in REGISTRIES if s != "task"]:
         values, registry = getattr(config, section), registry_of(section)
-        registry.check_options(values.name, config.options(section))
+        how = EXECUTION_FIELDS.get(section, ())  # (read where the component is built, not by it)
+        registry.check_options(values.name, {k: v for k, v in config.options(section).items() if k not in how})
         for f in dataclasses.fields(values):
             parameter = parameter_of(registry[values.name], f.name) if getattr(values, f.name) is None else None
             if parameter is not None and parameter.default not in (parameter.empty, None):
