@@ -174,12 +174,13 @@ def test_a_task_lists_its_success_criterion_per_variant(capsys):
 
 
 def test_output_into_a_closed_pipe_ends_quietly():
-    """`longdeps ... | head -1`: the reader is gone before the output is written."""
-    for args in (["train", "--task", "adding", "--print-config"], ["cells", "lstm"]):
-        proc = subprocess.Popen([sys.executable, "-m", "longdeps", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        proc.stdout.close()
-        err = proc.stderr.read().decode()
-        assert proc.wait() == 141 and err == ""
+    """`longdeps ... | head -1`: the reader is gone before the output is written (main handles it
+    for every command)."""
+    proc = subprocess.Popen([sys.executable, "-m", "longdeps", "train", "--task", "adding", "--print-config"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == ""
 
 
 def test_threads(tmp_path, capsys):
