@@ -90,7 +90,7 @@ class Run:
         tc = config.train
 
         torch.manual_seed(tc.seed)
-        config, self.task = resolve(config, data_dir)  #: the components are built from the resolved config
+        config, self.task = resolve(config, data_dir)  # the components are built from the resolved config
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.options("cell"))
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout, config.readout.init,
                                    config.readout.scale).to(self.device)
