@@ -1,11 +1,26 @@
 """The command line as a user meets it: help, listings, errors, a suite and its report."""
 
+import dataclasses
 import json
+import sqlite3
 import subprocess
 import sys
-import pytest
+from pathlib import Path
 
-from longdeps.cli import main
+import pytest
+import torch
+
+from longdeps.cli import LISTINGS, main
+from longdeps.config import RANGES, SECTIONS, RunConfig
+from longdeps.experiment import Run
+from longdeps.options import component_options
+from longdeps.registry import registry_of
+from longdeps.store import SCHEMA, ResultStore
+from longdeps.tasks import TASKS
+
+#: a run of a few seconds
+TINY = ["--task", "adding", "--cell", "srn", "--hidden", "4", "--seq-len", "8", "--steps", "10", "--batch-size", "8",
+        "task.val_size=16", "task.test_size=16", "train.eval_every=5", "train.profile_examples=4"]
 
 
 TINY_SUITE = ("name: tiny\nbase:\n  task: {name: adding, seq_len: 8, val_size: 100, test_size: 100}\n"
@@ -25,7 +40,7 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "longdeps", *args], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["bench"], ["report"], ["runs"], ["tasks"], ["cells"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["bench"], ["report"], ["runs"], *([c] for c in LISTINGS)])
 def test_help(command):
     proc = run(*command, "--help")
     assert proc.returncode == 0 and "usage: longdeps" in proc.stdout
@@ -141,6 +156,131 @@ def test_bad_sweep_overrides_are_one_line(args, message, tiny_suite, tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith(f"longdeps: error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "results").exists()
+
+
+def test_print_config_shows_every_default_the_run_uses(tmp_path, capsys):
+    """What --print-config prints is what the run builds: the task's own length and variant, each
+    component's own defaults, every field (also those the records leave out at their defaults)."""
+    args = ["--task", "adding", "--cell", "gru", "--gradient", "dsf", "task.val_size=20", "task.test_size=20"]
+    assert main(["train", *args, "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["task"] | {"name": "adding", "seq_len": 100, "variant": "arjovsky2016", "val_size": 20} == printed["task"]
+    assert printed["gradient"]["feedback"] == "stationary" and printed["gradient"]["refresh_every"] == 50
+    assert printed["cell"]["recurrent_init"] == "default" and printed["cell"]["forget_bias"] is None  # gru has none
+    assert printed["train"]["log"] == "none" and printed["optimizer"]["schedule"] == "constant"
+    config = RunConfig().with_overrides(["task.name=adding", "cell.name=gru", "gradient.name=dsf", *args[6:]])
+    run = Run(config, ResultStore(tmp_path))
+    assert (run.task.seq_len, run.task.variant, run.estimator.refresh_every) == (100, "arjovsky2016", 50)
+    assert run.run_id == config.run_id() != RunConfig.from_dict(printed).run_id()  # the id is the config's as given
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train.steps=-5", "sampler.pool_size=10"], "train.steps must be > 0, got -5"),
+    (["--cell", "gru", "cell.forget_bias=2"], "cell.forget_bias=2.0 applies to lstm and bn-lstm only, not cell 'gru'"),
+    (["optimizer.gamma=0.5"], "optimizer.gamma=0.5 applies to optimizer.schedule=step only, not constant"),
+    (["task.variant=nope"], "unknown variant 'nope' for task 'adding'; choose from arjovsky2016, hs1997, ms2011, "
+                            "pascanu2013, cn2016"),
+])
+def test_print_config_refuses_what_a_run_refuses(args, message, tmp_path, capsys):
+    assert main(["train", "--task", "adding", *args, "--print-config"]) == 2
+    assert capsys.readouterr() == ("", f"longdeps: error: {message}\n")
+    assert main(["train", "--task", "adding", *args, "--results", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert capsys.readouterr().err == f"longdeps: error: {message}\n"
+
+
+@pytest.mark.parametrize("command, hint", [(c, f"longdeps {c} NAME shows its options") for c in LISTINGS])
+def test_every_listing_ends_with_how_to_see_the_options(command, hint, capsys):
+    assert main([command]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(hint)
+
+
+def test_the_options_of_a_cell_come_from_its_constructor_and_its_config_section(capsys):
+    assert main(["cells", "lstm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("cell lstm: LSTM") and lines[1].split() == ["option", "type", "default", "range", "help"]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert rows["cell.forget_bias"][:6] == ["cell.forget_bias", "float", "or", "null", "1.0", "finite"]
+    assert rows["cell.hidden_size"][1:4] == ["int", "128", ">"] and rows["cell.compile"][1:4] == ["bool", "False", "-"]
+    assert "cell.nonlinearity" not in rows and "cell.input_size" not in rows  # srn's option; what it is built with
+
+
+@pytest.mark.parametrize("section", ["task", "cell", "gradient", "sampler", "continuation"])
+def test_every_listed_option_and_default_is_one_the_config_accepts(section):
+    """Each row of every component: a field a config takes for that component, at the listed default."""
+    for name in registry_of(section):
+        for row in component_options(section, name):
+            if row.default is not None and row.field != f"{section}.name":
+                overrides = [f"{section}.name={name}", f"{row.field}={row.default}"]
+                assert RunConfig().with_overrides(overrides).options(section).get(row.field.split(".")[1],
+                                                                                  row.default) == row.default
+            field = dict((f.name, f) for f in dataclasses.fields(SECTIONS[section])).get(row.field.split(".")[1])
+            if field is not None and "range" in field.metadata:
+                assert row.range.startswith(RANGES[field.metadata["range"]][1])
+
+
+def test_a_task_lists_its_success_criterion_per_variant(capsys):
+    assert main(["tasks", "adding"]) == 0
+    out = capsys.readouterr().out
+    for variant in TASKS["adding"].variants:
+        assert f"solved ({variant}): {TASKS['adding'].solved_rule_of(variant)}\n" in out
+    assert "solved (cn2016): validation success rate > 99%, success being |y - t| <= 0.08" in out
+    assert "\ntask.seq_len " in out and "\ntask.eval_batch_size " in out
+    assert main(["tasks", "pmnist", ]) == 0  # a task on a data set is listed without its data
+    assert "solved (rs92916): validation accuracy >= 0.95" in capsys.readouterr().out
+    assert main(["optimizers", "sgd"]) == 0
+    rows = {line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert {"optimizer.momentum", "optimizer.schedule", "optimizer.warmup"} <= rows and "optimizer.alpha" not in rows
+    assert main(["cells", "lstmm"]) == 2
+    assert capsys.readouterr().err.startswith("longdeps: error: unknown cell 'lstmm'; choose from asrnn")
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`longdeps ... | head -1`: the reader is gone before the output is written (main handles it
+    for every command)."""
+    proc = subprocess.Popen([sys.executable, "-m", "longdeps", "train", "--task", "adding", "--print-config"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == ""
+
+
+def test_threads(tmp_path, capsys):
+    assert main(["train", "--threads", "0", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "longdeps: error: --threads must be at least 1, got 0\n"
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--threads", "1", *TINY, "--results", str(tmp_path), "--no-progress"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_finished_run_says_so_and_shows_its_stored_result(tmp_path, capsys):
+    assert main(["train", *TINY, "--results", str(tmp_path), "--no-progress"]) == 0
+    first = capsys.readouterr().out.strip()
+    run_id = first.split()[1].rstrip(":")
+    assert first.startswith(f"run {run_id}: finished; 10 updates, solved=False; best val success=")
+    outcome, folder = first.split("; ", 1)[1].rsplit("; ", 1)
+    assert main(["train", *TINY, "train.log=csv", "--results", str(tmp_path), "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip() == (f"run {run_id}: already finished ({outcome}; stored result in {folder}); "
+                                               "--force retrains")
+    assert not (Path(folder) / "metrics.csv").exists()  # nothing was trained again
+
+
+def test_runs_lists_and_filters_samplers_and_continuations_of_an_older_index(tmp_path, capsys):
+    old = SCHEMA.replace(",\n    pid INTEGER, host TEXT           -- the process of a running run", "")
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:  # an index of the first schema
+        db.executescript(old)
+        for run_id, sampler, continuation in (("a", "uniform", "none"), ("b", "sgr", "none"), ("c", "sgr", "diffusion")):
+            db.execute("INSERT INTO runs (run_id, status, task, cell, sampler, continuation, config) "
+                       "VALUES (?, 'finished', 'adding', 'srn', ?, ?, '{}')", (run_id, sampler, continuation))
+    for filters, wanted in (([], "abc"), (["--sampler", "sgr"], "bc"), (["--continuation", "diffusion"], "c"),
+                            (["--sampler", "sgr", "--continuation", "none"], "b")):
+        assert main(["runs", "--results", str(tmp_path), *filters]) == 0
+        header, *rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+        assert header[7:10] == ["gradient", "sampler", "continuation"]
+        assert [(row[0], row[8], row[9]) for row in rows] == [
+            (r, {"a": "uniform"}.get(r, "sgr"), {"c": "diffusion"}.get(r, "none")) for r in wanted]
 
 
 def test_bench_suite_file_writes_report_with_plots(tmp_path, capsys):

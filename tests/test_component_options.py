@@ -90,7 +90,7 @@ def test_a_suite_grid_sweeps_the_option(tmp_path):
 
 def test_the_command_line_sets_the_option(capsys):
     assert main(["train", "--cell", "toy", "cell.scale=0.5", "--print-config"]) == 0
-    assert json.loads(capsys.readouterr().out)["cell"] == {**RunConfig().to_dict()["cell"], "name": "toy", "scale": 0.5}
+    assert json.loads(capsys.readouterr().out)["cell"] == {**RunConfig().to_dict(every=True)["cell"], "name": "toy", "scale": 0.5}
 
 
 def test_a_run_with_the_option_trains_and_its_config_json_builds_it_again(tmp_path):

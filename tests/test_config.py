@@ -47,6 +47,15 @@ def test_the_device_is_recorded_but_not_part_of_the_run_id():
     assert config.to_dict()["train"]["device"] == "cpu"
 
 
+def test_how_a_run_is_logged_is_not_part_of_its_id():
+    config = RunConfig()
+    for log in ("csv", "tensorboard"):
+        logged = config.with_overrides([f"train.log={log}"])
+        assert logged.run_id() == config.run_id() and logged.to_dict()["train"]["log"] == log
+    assert "log" not in config.to_dict()["train"]  # the records of runs that leave it read as before
+    assert config.to_dict(identity=True)["train"]["log"] == "none"  # as the ids pinned before it hashed it
+
+
 @pytest.mark.parametrize("override, message", [
     ("cell.hidden=3", "^cell 'lstm' takes no option 'hidden'$"),
     ("optimizer.momentun=0.9", "unknown config key optimizer.momentun"),

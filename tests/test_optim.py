@@ -1,5 +1,8 @@
 """Optimiser builder: learning-rate groups declared by cells, step hooks, and a tiny asRNN run."""
 
+import json
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +12,7 @@ from longdeps.cells import make_cell
 from longdeps.config import OptimizerConfig, RunConfig
 from longdeps.experiment import run_experiment
 from longdeps.model import SequenceModel
-from longdeps.optim import make_optimizer, param_groups
+from longdeps.optim import make_optimizer, make_schedule, param_groups
 
 
 def groups_by_name(optimizer):
@@ -74,7 +77,7 @@ def test_any_module_can_declare_groups_and_a_step_hook():
 @pytest.mark.parametrize("groups, config, message", [
     ({"slow": ["a"]}, OptimizerConfig(), "unknown parameter group 'slow'"),
     ({"orthogonal": ["a"], "default": ["a"]}, OptimizerConfig(), "declared in two groups"),
-    ({}, OptimizerConfig(name="adagrad"), "unknown optimizer 'adagrad'"),
+    ({}, OptimizerConfig(name="adagrad"), "unknown optimizer 'adagrad'; choose from adam, adamw, sgd, rmsprop"),
 ])
 def test_bad_groups_and_settings_get_one_line_errors(groups, config, message):
     with pytest.raises(LongdepsError, match=message):
@@ -97,3 +100,79 @@ def test_tiny_asrnn_copy_run_finishes_with_recorded_groups(tmp_path):
         [("default", 1e-3), ("orthogonal", pytest.approx(1e-4))]
     assert int(checkpoint["model"]["cell.updates"]) == 30
     assert checkpoint["config"]["optimizer"]["orthogonal_lr_scale"] == 0.1
+
+
+def expected_lr(lr, k, steps, schedule="constant", warmup=0, step_size=1000, gamma=0.1):
+    """The learning rate of update ``k`` (0-based) as docs/optimisers.md states it."""
+    if k < warmup:
+        return lr * (k + 1) / (warmup + 1)
+    j = k - warmup
+    if schedule == "step":
+        return lr * gamma ** (j // step_size)
+    if schedule == "cosine":
+        return lr * (1 + math.cos(math.pi * j / (steps - warmup))) / 2
+    return lr
+
+
+@pytest.mark.parametrize("options", [
+    {"schedule": "step", "step_size": 4, "gamma": 0.5}, {"schedule": "cosine"}, {"warmup": 5},
+    {"schedule": "step", "step_size": 3, "gamma": 0.2, "warmup": 4}, {"schedule": "cosine", "warmup": 6},
+])
+def test_the_learning_rate_follows_the_schedule_in_every_group(options):
+    steps, module = 20, Declaring({"orthogonal": ["b"]})
+    config = OptimizerConfig(name="adamw", lr=0.1, weight_decay=0.01, orthogonal_lr_scale=0.5, **options)
+    optimizer = make_optimizer(config, module)
+    schedule = make_schedule(config, optimizer, steps)
+    seen = []
+    for _ in range(steps):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        module.a.grad, module.b.grad = torch.ones(2), torch.ones(2)
+        optimizer.step()
+        schedule.step()
+    wanted = [expected_lr(0.1, k, steps, **options) for k in range(steps)]
+    assert seen == [[pytest.approx(w, abs=1e-12), pytest.approx(w / 2, abs=1e-12)] for w in wanted]
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["weight_decay"] == 0.01
+
+
+def test_a_constant_rate_without_warmup_has_no_schedule():
+    assert make_schedule(OptimizerConfig(), make_optimizer(OptimizerConfig(), Declaring({})), 10) is None
+
+
+@pytest.mark.parametrize("config, message", [
+    (OptimizerConfig(schedule="linear"), "unknown optimizer.schedule 'linear'; choose from constant, step, cosine"),
+    (OptimizerConfig(gamma=0.5), "optimizer.gamma=0.5 applies to optimizer.schedule=step only, not constant"),
+    (OptimizerConfig(schedule="cosine", step_size=10), "optimizer.step_size=10 applies to optimizer.schedule=step only"),
+    (OptimizerConfig(warmup=10), "optimizer.warmup=10 must be less than train.steps=10"),
+])
+def test_bad_schedules_get_one_line_errors(config, message):
+    with pytest.raises(LongdepsError, match=f"^{message}"):
+        make_schedule(config, make_optimizer(config, Declaring({})), 10)
+
+
+def test_schedule_options_enter_the_run_id_only_away_from_their_defaults():
+    plain = RunConfig()
+    assert RunConfig().with_overrides(["optimizer.schedule=constant", "optimizer.warmup=0"]).run_id() == plain.run_id()
+    assert "schedule" not in plain.to_dict()["optimizer"] and "warmup" not in plain.to_dict(identity=True)["optimizer"]
+    ids = {RunConfig().with_overrides(o).run_id() for o in
+           (["optimizer.schedule=cosine"], ["optimizer.warmup=10"], ["optimizer.name=adamw"], [])}
+    assert len(ids) == 4
+
+
+def test_a_resumed_run_with_a_schedule_is_the_uninterrupted_run(tmp_path, interrupt_and_resume):
+    """Stopped at update 25, after the warm-up and between two checkpoints, the run resumes from
+    its checkpoint at 20 with the schedule where it was, and ends as the run that never stopped."""
+    config = RunConfig().with_overrides([
+        "task.seq_len=8", "task.val_size=64", "task.test_size=64", "cell.name=gru", "cell.hidden_size=8",
+        "optimizer.name=adamw", "optimizer.lr=0.01", "optimizer.weight_decay=0.01", "optimizer.schedule=step",
+        "optimizer.step_size=7", "optimizer.gamma=0.5", "optimizer.warmup=5", "train.steps=40", "train.eval_every=10",
+        "train.checkpoint_every=20", "train.batch_size=8", "train.profile_examples=8", "train.stop_when_solved=false"])
+    whole = run_experiment(config, tmp_path / "whole", progress=False)
+    resumed = interrupt_and_resume(config, tmp_path / "resumed", 25)
+
+    def records(result):
+        lines = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in lines]
+    assert records(resumed) == records(whole) and resumed.summary["test_loss"] == whole.summary["test_loss"]
+    checkpoint = torch.load(whole.run_dir / "checkpoint.pt", weights_only=False)
+    assert checkpoint["optimizer"]["param_groups"][0]["lr"] == pytest.approx(expected_lr(
+        0.01, 40, 40, "step", 5, 7, 0.5))

@@ -156,9 +156,10 @@ def test_resume_reproduces_the_uninterrupted_run_and_records_refreshes(tmp_path,
     refreshes = [r for record in records(whole) for r in record["sampler_refreshes"]]
     assert [r["update"] for r in refreshes] == [0, 7, 14, 21, 28, 35]
     if rule == "example":
-        assert all(r["pool"] == 60 and r["in_band"] + r["filled"] >= 8 for r in refreshes)
-    else:  # the candidate batches drawn at each refresh; batches filled from outside the band are counted
-        assert all(r["pool"] == 20 and r["rule"] == "batch" for r in refreshes)
+        assert all(r["pool"] == 60 and "candidate_batches" not in r and r["in_band"] + r["filled"] >= 8 for r in refreshes)
+    else:  # the pool, and the candidate batches drawn at each refresh; batches filled from outside the band are counted
+        assert all(r["pool"] == 60 and r["candidate_batches"] == 20 and r["rule"] == "batch"
+                   and 0 <= r["in_band"] <= 20 and r["eligible_fraction"] == r["in_band"] / 20 for r in refreshes)
         assert all(isinstance(record["sampler_filled_batches"], int) for record in records(whole))
 
 

@@ -24,6 +24,7 @@ _EXPORTS = {
     **dict.fromkeys(["TASKS", "Batch", "Task", "make_task"], "longdeps.tasks"),
     **dict.fromkeys(["ContinuationConfig", "RunConfig", "SamplerConfig", "load_config"], "longdeps.config"),
     "SequenceModel": "longdeps.model",
+    "evaluate": "longdeps.evaluation",
     "run_experiment": "longdeps.experiment",
 }
 __all__ = sorted(["LongdepsError", *_EXPORTS])

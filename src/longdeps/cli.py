@@ -1,8 +1,10 @@
-"""The ``longdeps`` command line: train, sweep, reproduce, bench, report, runs, tasks, cells, data."""
+"""The ``longdeps`` command line: train, sweep, reproduce, bench, report, runs, the component listings
+(tasks, cells, gradients, samplers, continuations, optimizers), data."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +16,11 @@ from longdeps.signals import Interrupted
 from longdeps.store import DEFAULT_ROOT
 
 DATA_DIR_HELP = "where data sets live (default: $LONGDEPS_DATA, else ~/.cache/longdeps)"
+
+#: listing command -> the config section whose components it lists (optimizer: its ``optimizer.name``), and what they are
+LISTINGS = {"tasks": ("task", "tasks"), "cells": ("cell", "recurrent cells"), "gradients": ("gradient", "gradient estimators"),
+            "samplers": ("sampler", "samplers"), "continuations": ("continuation", "continuations"),
+            "optimizers": ("optimizer", "optimisers")}
 
 #: CLI flag -> config field, for the most common settings
 FLAGS = {
@@ -60,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="discard an existing run with the same config and start over")
     train.add_argument("--no-progress", action="store_true",
                        help="hide the progress bar (on a terminal) or the line per evaluation (elsewhere)")
-    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the config as the run would use it (every default filled in) and exit")
+    train.add_argument("--threads", type=int, help="torch threads of this run (default: torch's, one per core); "
+                       "e.g. 1 for each of several runs sharing a machine")
 
     sweep = sub.add_parser("sweep", help="run a suite's grid of runs and print its summary", description=(
         "Run every run of a suite (a YAML file, or a built-in or benchmark suite's name) that is not finished "
@@ -92,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="first rebuild the store's index (results.sqlite) from the run folders, "
                            "the old index moved aside to results.sqlite.before-reindex-TIME")
     runs.add_argument("--suite")
-    for column in ("task", "cell", "gradient", "status"):
+    for column in ("task", "cell", "gradient", "sampler", "continuation", "status"):
         runs.add_argument(f"--{column}")
 
     population = sub.add_parser("population", help="recompute a run's batch-norm population statistics",
@@ -105,8 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     population.add_argument("--data-dir", help=DATA_DIR_HELP)
     population.add_argument("--device", help="torch device to compute on (default: the run's train.device)")
 
-    sub.add_parser("tasks", help="list the tasks: variants, sequence length, classes, metric")
-    sub.add_parser("cells", help="list the recurrent cells")
+    for command, (section, what) in LISTINGS.items():
+        listing = sub.add_parser(command, help=f"list the {what}, or the options of one", description=(
+            f"Without NAME, list the {what}; with NAME, print each option it takes as {section}.option, type, "
+            f"default, range and help{' (and its success criterion per variant)' if section == 'task' else ''}."))
+        listing.add_argument("name", nargs="?", metavar="NAME", help=f"one of the {what}")
 
     data = sub.add_parser("data", help="check or download the real data sets",
                           description="Data sets live in --data-dir, else $LONGDEPS_DATA, else ~/.cache/longdeps.")
@@ -146,22 +159,35 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, report: bool = False) -
 
 def cmd_train(args: argparse.Namespace) -> None:
     from longdeps.config import RunConfig, load_config
-    from longdeps.experiment import run_experiment
 
     config = load_config(args.config) if args.config else RunConfig()
     flags = [f"{key}={getattr(args, flag)}" for flag, (key, _) in FLAGS.items() if getattr(args, flag) is not None]
     config = config.with_overrides(flags + args.overrides)
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise LongdepsError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.print_config:
         import json
 
-        print(json.dumps(config.to_dict(), indent=2))
+        from longdeps.experiment import resolve
+
+        print(json.dumps(resolve(config, args.data_dir)[0].to_dict(every=True), indent=2))
         return
+    from longdeps.experiment import run_experiment
+
     result = run_experiment(config, args.results, resume=args.resume, force=args.force,
                             progress=not args.no_progress, data_dir=args.data_dir)
     s = result.summary
-    print(f"run {result.run_id}: {result.status}; {s['steps_done']} updates, solved={s['solved']}"
-          f"{' at update ' + str(s['solved_step']) if s['solved'] else ''}; best val {s.get('metric', 'metric')}="
-          f"{s['best_val_metric']:.4g}, test={s['test_metric']:.4g}, test loss={s['test_loss']:.4g}; {result.run_dir}")
+    outcome = (f"{s['steps_done']} updates, solved={s['solved']}{' at update ' + str(s['solved_step']) if s['solved'] else ''}; "
+               f"best val {s.get('metric', 'metric')}={s['best_val_metric']:.4g}, test={s['test_metric']:.4g}, "
+               f"test loss={s['test_loss']:.4g}")
+    if result.already_finished:
+        print(f"run {result.run_id}: already finished ({outcome}; stored result in {result.run_dir}); --force retrains")
+    else:
+        print(f"run {result.run_id}: {result.status}; {outcome}; {result.run_dir}")
 
 
 def make_executor(args: argparse.Namespace):
@@ -251,9 +277,10 @@ def cmd_runs(args: argparse.Namespace) -> None:
     if args.reindex:
         reindex(args.results)
     rows = ResultStore(args.results, create=False).runs(suite=args.suite, task=args.task, cell=args.cell,
-                                                        gradient=args.gradient, status=args.status)
-    header = ("run_id", "status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "seed",
-              "steps_done", "solved_step", "best_val_metric", "test_metric", "error")
+                                                        gradient=args.gradient, sampler=args.sampler,
+                                                        continuation=args.continuation, status=args.status)
+    header = ("run_id", "status", "task", "variant", "seq_len", "cell", "hidden_size", "gradient", "sampler",
+              "continuation", "seed", "steps_done", "solved_step", "best_val_metric", "test_metric", "error")
     print("\t".join(header))
     for row in rows:
         print("\t".join("" if row[c] is None else (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])) for c in header))
@@ -275,21 +302,53 @@ def reindex(results: str) -> None:
           + (f"the old index is kept as {backup}" if backup else "there was no index"), file=sys.stderr)
 
 
-def cmd_tasks(args: argparse.Namespace) -> None:
-    from longdeps.tasks import TASKS
+def cmd_listing(args: argparse.Namespace) -> None:
+    """``tasks``, ``cells``, ``gradients``, ``samplers``, ``continuations``, ``optimizers``: the components
+    of a kind, one a line, or with NAME the options of one (``longdeps.options``)."""
+    from longdeps.options import component_options, format_rows, section_options
 
-    for name, cls in sorted(TASKS.items()):
-        classes = f"{cls.n_classes} classes" if cls.n_classes else "regression"
-        print(f"{name:22s} {cls.description}\n{'':22s} variants: {', '.join(cls.variants)} (default {cls.variants[0]}); "
-              f"seq_len default {cls.default_seq_len}; {classes}; metric: {cls.metric} "
-              f"({'higher' if cls.higher_is_better else 'lower'} is better); readout: {cls.readout}")
+    section, what = LISTINGS[args.command]
+    hint = f"longdeps {args.command} NAME shows its options"
+    if section == "optimizer":
+        from longdeps.optim import OPTIMIZERS, SCHEDULES, optimizer_of
+
+        if not args.name:
+            for name, (cls, _) in OPTIMIZERS.items():
+                print(f"{name:8s} torch.optim.{cls.__name__}")
+            print(f"{hint} and the learning-rate schedules")
+            return
+        cls, reads = optimizer_of(args.name)
+        print(f"optimizer {args.name}: torch.optim.{cls.__name__}; learning-rate schedules: {', '.join(SCHEDULES)}")
+        print(format_rows(section_options("optimizer", ("name", "lr", *reads, "orthogonal_lr_scale", "schedule",
+                                                        "warmup", "step_size", "gamma"))))
+        return
+    from longdeps.registry import registry_of
+
+    registry = registry_of(section)
+    if not args.name:
+        width = max(map(len, registry)) + 1
+        for name in sorted(registry):
+            cls = registry[name]
+            print(f"{name:{width}s} {cls.description}")
+            if section == "task":
+                print(f"{'':{width}s} {task_facts(cls)}")
+        print(hint + (" and its success criterion per variant" if section == "task" else ""))
+        return
+    cls = registry[args.name]
+    print(f"{section} {args.name}: {cls.description}")
+    if section == "task":
+        print(task_facts(cls))
+        for variant in cls.variants:
+            print(f"solved ({variant}): {cls.solved_rule_of(variant)}")
+    print(format_rows(component_options(section, args.name)))
 
 
-def cmd_cells(args: argparse.Namespace) -> None:
-    from longdeps.cells import CELLS
-
-    for name in sorted(CELLS):
-        print(f"{name:8s} {CELLS[name].description}")
+def task_facts(cls: type) -> str:
+    """One line on task class ``cls``: variants, default length, classes, metric, readout."""
+    classes = f"{cls.n_classes} classes" if cls.n_classes else "regression"
+    return (f"variants: {', '.join(cls.variants)} (default {cls.variants[0]}); seq_len default {cls.default_seq_len}; "
+            f"{classes}; metric: {cls.metric} ({'higher' if cls.higher_is_better else 'lower'} is better); "
+            f"readout: {cls.readout}")
 
 
 def cmd_population(args: argparse.Namespace) -> None:
@@ -339,7 +398,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "bench": cmd_sweep, "report": cmd_report,
-            "runs": cmd_runs, "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data, "population": cmd_population}
+            "runs": cmd_runs, **dict.fromkeys(LISTINGS, cmd_listing), "data": cmd_data, "population": cmd_population}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     try:
         COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so that a reader gone before the end is seen below
+    except BrokenPipeError:  # the reader of the output went away (`longdeps ... | head -1`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except LongdepsError as err:
         print(f"longdeps: error: {err}", file=sys.stderr)
         return 2

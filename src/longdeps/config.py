@@ -61,9 +61,9 @@ class TaskConfig(Component):
     seq_len: int | None = ranged(None, "positive")  #: None: the task's default (100 for synthetic tasks)
     variant: str | None = None  #: None: the task's default variant
     val_size: int | None = ranged(None, "positive")  #: None: the task's default (1000 generated, or the whole split)
-    test_size: int | None = ranged(None, "positive")
+    test_size: int | None = ranged(None, "positive")  #: None: the task's default (1000 generated, or the whole split)
     train_size: int | None = ranged(None, "positive")  #: generated tasks: None for a fresh batch every update, N for a fixed pool
-    data_seed: int = ranged(0, "seed")
+    data_seed: int = ranged(0, "seed")  #: seed of the generated validation/test sets and training pool
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,11 @@ class CellConfig(Component):
     """Which cell; options left at None take the cell's own default."""
 
     name: str = "lstm"
-    hidden_size: int = ranged(128, "positive")
+    hidden_size: int = ranged(128, "positive")  #: units of the state h_t
     native: bool = True  #: fused native kernel where the cell has one
     recurrent_init: str | None = None  #: default | orthogonal | identity | xavier
     input_init: str | None = None  #: default | orthogonal | xavier
-    forget_bias: float | None = ranged(None, "finite")  #: lstm only (cell default 1.0)
+    forget_bias: float | None = ranged(None, "finite")  #: lstm, bn-lstm: initial forget-gate bias (cell default 1.0)
     nonlinearity: str | None = None  #: srn only: tanh | relu
     batch_norm: bool | None = None  #: bn-lstm: False for the unnormalised control
     gamma: float | None = ranged(None, "finite")  #: bn-lstm: initial BN scale (0.1)
@@ -138,7 +138,7 @@ class SamplerConfig(Component):
     #: rho_i = ||dL_i/dh_k0|| / ||dL_i/dh_T|| (unit output deltas), as log10 rho; the default
     #: is the best of the validation sweep benchmarks/sgr-band.yaml (docs/results/sgr/band)
     log10_rho_min: float = ranged(-3.5, "finite", at_most="log10_rho_max")
-    log10_rho_max: float = ranged(0.5, "finite")
+    log10_rho_max: float = ranged(0.5, "finite")  #: sgr: the upper end of the band, as log10 rho
     early_step: int = ranged(0, "non-negative")  #: sgr: k0, the 0-based step whose gradient norm rho compares with the last step's
     refresh_every: int = ranged(50, "positive")  #: sgr: updates between two estimates (a new pool each time)
     pool_size: int | None = ranged(1000, "positive")  #: sgr: training examples drawn and estimated at each refresh (None: all)
@@ -171,14 +171,20 @@ class ContinuationConfig(Component):
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """A ``torch.optim`` optimiser: adam, sgd or rmsprop."""
+    """A ``torch.optim`` optimiser (adam, adamw, sgd or rmsprop) and its learning-rate schedule
+    (``longdeps.optim``; docs/optimisers.md)."""
 
-    name: str = "adam"
-    lr: float = ranged(1e-3, "positive")
+    name: str = "adam"  #: adam | adamw | sgd | rmsprop
+    lr: float = ranged(1e-3, "positive")  #: the learning rate (the peak one, under a schedule)
     momentum: float = ranged(0.0, "probability")  #: sgd, rmsprop
     alpha: float = ranged(0.99, "probability")  #: rmsprop smoothing constant
-    weight_decay: float = ranged(0.0, "non-negative")
+    weight_decay: float = ranged(0.0, "non-negative")  #: L2 penalty (adam, sgd, rmsprop); decoupled decay (adamw)
     orthogonal_lr_scale: float = ranged(0.1, "positive")  #: lr factor of the "orthogonal" parameter group (see longdeps.optim)
+    #: after the warm-up: constant | step (lr x gamma every step_size updates) | cosine (to 0 at train.steps)
+    schedule: str = "constant"
+    warmup: int = ranged(0, "non-negative")  #: updates of linear warm-up: update k (0-based) at lr (k+1)/(warmup+1)
+    step_size: int = ranged(1000, "positive")  #: schedule=step: updates between two decays
+    gamma: float = ranged(0.1, "fraction")  #: schedule=step: factor of each decay
 
 
 @dataclass(frozen=True)
@@ -214,18 +220,23 @@ class RunConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def to_dict(self, identity: bool = False) -> dict[str, dict[str, Any]]:
-        """Every field by section, but the ``EXECUTION_FIELDS`` at their defaults; with ``identity``,
-        what the run id hashes: none of the ``EXECUTION_FIELDS``, and the ``PLACEMENT_FIELDS`` at
-        their fixed values."""
+    def to_dict(self, identity: bool = False, every: bool = False) -> dict[str, dict[str, Any]]:
+        """Every field by section, but the ``EXECUTION_FIELDS`` and ``ADDED_FIELDS`` at their defaults
+        (with ``every``, all of them); with ``identity``, what the run id hashes: none of the
+        ``EXECUTION_FIELDS`` (those of ``HASHED_EXECUTION_FIELDS`` at their defaults), and the
+        ``PLACEMENT_FIELDS`` at their fixed values."""
         data = dataclasses.asdict(self)
         for values in data.values():
             values.update(values.pop("more", ()))
-        for section, names in EXECUTION_FIELDS.items():
+        if every:
+            return data
+        for section, names in (*EXECUTION_FIELDS.items(), *ADDED_FIELDS.items()):
             for name in names:
-                if identity or data[section][name] == getattr(SECTIONS[section], name):
+                if (identity and name in EXECUTION_FIELDS.get(section, ())) or data[section][name] == _default(section, name):
                     del data[section][name]
         if identity:
+            for section, names in HASHED_EXECUTION_FIELDS.items():
+                data[section].update({name: _default(section, name) for name in names})
             for section, values in PLACEMENT_FIELDS.items():
                 data[section].update(values)
         return data
@@ -296,7 +307,16 @@ SECTIONS: dict[str, type] = typing.get_type_hints(RunConfig)
 #: eagerly resumes compiled, and the other way round), and ``to_dict`` leaves them out at their
 #: defaults, so that the records of runs that do not set them (config.json, the store) read as
 #: before the fields existed, and group with them in reports.
-EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_block", "compile_fallback")}
+EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"cell": ("compile", "compile_block", "compile_fallback"),
+                                                 "train": ("log",)}
+
+#: the ``EXECUTION_FIELDS`` that run ids hashed before they were execution fields: the id holds each at
+#: its default whatever it is set to, so that those ids stay
+HASHED_EXECUTION_FIELDS: dict[str, tuple[str, ...]] = {"train": ("log",)}
+
+#: fields added after run ids were first pinned: written (in records and in the id) only when set
+#: away from their defaults, so that a config which leaves them keeps its id
+ADDED_FIELDS: dict[str, tuple[str, ...]] = {"optimizer": ("schedule", "warmup", "step_size", "gamma")}
 
 #: the fields that say where a run computes, each with the value the run id hashes it at whatever
 #: it is set to, so that a run keeps its id and its checkpoint on another device (started on a GPU,
@@ -308,6 +328,11 @@ PLACEMENT_FIELDS: dict[str, dict[str, Any]] = {"train": {"device": "cpu"}}
 #: the fields of a component's section that are not its options: what it is built with (the
 #: cell's width) or what the trainer reads (the clipping bound)
 NOT_OPTIONS: dict[str, tuple[str, ...]] = {"cell": ("hidden_size",), "gradient": ("clip_norm",)}
+
+
+def _default(section: str, name: str) -> Any:
+    """The default of field ``name`` of section ``section``."""
+    return getattr(SECTIONS[section], name)
 
 
 def validate(config: RunConfig) -> RunConfig:

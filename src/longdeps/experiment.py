@@ -17,6 +17,7 @@ are scored on the test set.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from dataclasses import dataclass
@@ -26,20 +27,21 @@ from typing import Any
 import torch
 
 from longdeps.cells import State, detach_state, make_cell, map_state
-from longdeps.config import RunConfig, validate
+from longdeps.config import EXECUTION_FIELDS, RunConfig, validate
 from longdeps.continuation import make_continuation
 from longdeps.errors import LongdepsError
 from longdeps.evaluation import Evaluator
 from longdeps.gradients import make_estimator
 from longdeps.model import SequenceModel
-from longdeps.optim import make_optimizer
+from longdeps.optim import check_optimizer, make_optimizer, make_schedule
 from longdeps.progress import Progress
+from longdeps.registry import REGISTRIES, parameter_of, registry_of
 from longdeps.runfolder import RunFolder
 from longdeps.sampling import make_sampler
 from longdeps.seeding import seeded_generator
 from longdeps.signals import Interrupted, deferred
 from longdeps.store import ResultStore
-from longdeps.tasks import make_task
+from longdeps.tasks import Task, make_task
 
 
 @dataclass
@@ -48,6 +50,28 @@ class RunResult:
     status: str  #: finished (failed and interrupted runs raise)
     summary: dict[str, Any]
     run_dir: Path
+    already_finished: bool = False  #: it was finished before this call, which trained nothing: ``summary`` is its stored result
+
+
+def resolve(config: RunConfig, data_dir: str | None = None) -> tuple[RunConfig, Task]:
+    """``config`` as a run uses it, once validated (``validate``), and its task: the task's own
+    ``seq_len``, ``variant`` and split sizes filled in, and every field of a component's section
+    left at None (the component's own default) set to that default; each component's options are
+    checked as building it checks them. The run id is ``config``'s, not the resolved config's."""
+    validate(config)
+    check_optimizer(config.optimizer, config.train.steps)
+    task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
+    filled: dict[str, dict[str, Any]] = {"task": {"seq_len": task.seq_len, "variant": task.variant,
+                                                  "val_size": task.val_size, "test_size": task.test_size}}
+    for section in [s for s in REGISTRIES if s != "task"]:
+        values, registry = getattr(config, section), registry_of(section)
+        how = EXECUTION_FIELDS.get(section, ())  # (read where the component is built, not by it)
+        registry.check_options(values.name, {k: v for k, v in config.options(section).items() if k not in how})
+        for f in dataclasses.fields(values):
+            parameter = parameter_of(registry[values.name], f.name) if getattr(values, f.name) is None else None
+            if parameter is not None and parameter.default not in (parameter.empty, None):
+                filled.setdefault(section, {})[f.name] = parameter.default
+    return config.updated(filled), task
 
 
 class Run:
@@ -66,7 +90,7 @@ class Run:
         tc = config.train
 
         torch.manual_seed(tc.seed)
-        self.task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
+        config, self.task = resolve(config, data_dir)  # the components are built from the resolved config
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.options("cell"))
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout, config.readout.init,
                                    config.readout.scale).to(self.device)
@@ -76,6 +100,7 @@ class Run:
                                               updates_per_epoch=self.task.updates_per_epoch(tc.batch_size),
                                               **config.options("continuation"))
         self.optimizer = make_optimizer(config.optimizer, self.model)
+        self.schedule = make_schedule(config.optimizer, self.optimizer, tc.steps)  #: stepped after every update
         self.folder = RunFolder(store, self.run_id, tc.log)
         self.data_generator = seeded_generator("train-batches", tc.seed)
         self.evaluator = Evaluator(self.task, self.model, self.estimator, self.sampler, self.continuation, tc, self.device)
@@ -95,6 +120,7 @@ class Run:
             "examples_seen": self.examples_seen,
             "wall_time": self.wall_time, "losses": self.losses, "norms": self.norms, "best": self.evaluator.best,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule else None,
             "data_generator": self.data_generator.get_state(), "torch_rng": torch.get_rng_state(),
             "sampler": self.sampler.state_dict(), "carry": self.carry, "estimator": self.estimator.state_dict(),
         }
@@ -115,6 +141,8 @@ class Run:
         self.evaluator.best = state["best"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule:  # (a run of an earlier version had a constant rate and no schedule to save)
+            self.schedule.load_state_dict(state["schedule"])
         self.data_generator.set_state(state["data_generator"])
         torch.set_rng_state(state["torch_rng"])
         self.sampler.load_state_dict(state["sampler"])
@@ -147,7 +175,7 @@ class Run:
         On SIGINT or SIGTERM the update under way is finished and saved, and ``Interrupted`` raised.
         """
         if not self.prepare(resume, force):
-            return RunResult(self.run_id, "finished", self.folder.result(), self.folder.path)
+            return RunResult(self.run_id, "finished", self.folder.result(), self.folder.path, already_finished=True)
         tc = self.config.train
         shown = Progress(progress, f"{self.run_id} {self.config.cell.name} {self.task.name}", tc.steps, self.step)
         if self.folder.notice:
@@ -218,6 +246,8 @@ class Run:
                 raise LongdepsError(f"{name} became {value} at step {self.step}; run {self.run_id} diverged, "
                                     f"{self.folder.kept()}")
         self.optimizer.step()
+        if self.schedule:
+            self.schedule.step()
         self.carry = detach_state(final) if self.task.ordered else None
         self.examples_seen += batch.size
         return loss, norm

@@ -1,4 +1,5 @@
-"""Optimisers from the config: thin wrappers over ``torch.optim``, with learning-rate groups.
+"""Optimisers and learning-rate schedules from the config: thin wrappers over ``torch.optim``
+and ``torch.optim.lr_scheduler``, with learning-rate groups (every option: docs/optimisers.md).
 
 Any submodule of the model can declare two optional methods, and
 ``make_optimizer`` honours them for every cell alike:
@@ -19,6 +20,31 @@ from torch import nn
 from longdeps.cells.base import PARAM_GROUPS
 from longdeps.config import OptimizerConfig
 from longdeps.errors import LongdepsError
+from longdeps.registry import check_variant
+
+#: each optimiser: its ``torch.optim`` class and the options of ``OptimizerConfig`` it reads besides lr
+OPTIMIZERS = {"adam": (torch.optim.Adam, ("weight_decay",)), "adamw": (torch.optim.AdamW, ("weight_decay",)),
+              "sgd": (torch.optim.SGD, ("momentum", "weight_decay")),
+              "rmsprop": (torch.optim.RMSprop, ("alpha", "momentum", "weight_decay"))}
+#: each schedule after the warm-up and the options only it reads
+SCHEDULES = {"constant": (), "step": ("step_size", "gamma"), "cosine": ()}
+
+
+def optimizer_of(name: str) -> tuple[type[torch.optim.Optimizer], tuple[str, ...]]:
+    """``OPTIMIZERS[name]``; an unknown name is refused in one line."""
+    if name not in OPTIMIZERS:
+        raise LongdepsError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
+def check_optimizer(config: OptimizerConfig, steps: int) -> None:
+    """Refuse, in one line, an unknown optimiser or schedule, an option only another schedule reads
+    set away from its default, and a warm-up that does not end before ``steps`` (train.steps)."""
+    optimizer_of(config.name)
+    check_variant("optimizer", "schedule", config.schedule, SCHEDULES,
+                  {"step_size": config.step_size, "gamma": config.gamma}, OptimizerConfig)
+    if config.warmup and config.warmup >= steps:
+        raise LongdepsError(f"optimizer.warmup={config.warmup} must be less than train.steps={steps}")
 
 
 def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -40,20 +66,14 @@ def param_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 
 
 def make_optimizer(config: OptimizerConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """``adam`` (Adam), ``sgd`` (SGD, classical momentum) or ``rmsprop`` (RMSprop) over ``model``'s
-    parameter groups (``param_groups``), each group named and at ``lr`` times its scale."""
+    """``adam`` (Adam), ``adamw`` (AdamW: decoupled weight decay), ``sgd`` (SGD, classical momentum)
+    or ``rmsprop`` (RMSprop) over ``model``'s parameter groups (``param_groups``), each group named
+    and at ``lr`` times its scale."""
+    cls, reads = optimizer_of(config.name)
     scales = {"default": 1.0, "orthogonal": config.orthogonal_lr_scale}
     groups = [{"params": params, "lr": config.lr * scales[name], "name": name}
               for name, params in param_groups(model).items()]
-    if config.name == "adam":
-        optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
-    elif config.name == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    elif config.name == "rmsprop":
-        optimizer = torch.optim.RMSprop(groups, lr=config.lr, alpha=config.alpha, momentum=config.momentum,
-                                        weight_decay=config.weight_decay)
-    else:
-        raise LongdepsError(f"unknown optimizer {config.name!r}; choose from adam, sgd, rmsprop")
+    optimizer = cls(groups, lr=config.lr, **{key: getattr(config, key) for key in reads})
     hooks = [module.after_optimizer_step for module in model.modules() if hasattr(module, "after_optimizer_step")]
     if hooks:
         def after_step(optimizer, args, kwargs):
@@ -61,3 +81,24 @@ def make_optimizer(config: OptimizerConfig, model: nn.Module) -> torch.optim.Opt
                 hook()
         optimizer.register_step_post_hook(after_step)
     return optimizer
+
+
+def make_schedule(config: OptimizerConfig, optimizer: torch.optim.Optimizer,
+                  steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule of a run of ``steps`` updates, stepped once after every update;
+    None for a constant rate without warm-up.
+
+    ``warmup`` updates of linear warm-up (``LinearLR``: update k, 0-based, at lr (k+1)/(warmup+1)),
+    then ``schedule``: ``constant``; ``step`` (``StepLR``: lr gamma^j after j times ``step_size``
+    updates, counted from the end of the warm-up); ``cosine`` (``CosineAnnealingLR``: from lr down
+    to 0 at update ``steps``). ``SequentialLR`` joins the two. Every group keeps its own scale.
+    """
+    check_optimizer(config, steps)
+    lr_scheduler = torch.optim.lr_scheduler
+    after = {"constant": lambda: None,
+             "step": lambda: lr_scheduler.StepLR(optimizer, config.step_size, config.gamma),
+             "cosine": lambda: lr_scheduler.CosineAnnealingLR(optimizer, steps - config.warmup)}[config.schedule]()
+    if not config.warmup:
+        return after
+    warmup = lr_scheduler.LinearLR(optimizer, 1 / (config.warmup + 1), 1.0, config.warmup)
+    return warmup if after is None else lr_scheduler.SequentialLR(optimizer, [warmup, after], [config.warmup])

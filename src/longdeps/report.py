@@ -43,6 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from longdeps.config import EXECUTION_FIELDS  # noqa: E402
 from longdeps.errors import LongdepsError  # noqa: E402
 from longdeps.frontier import frontier_section, read_costs  # noqa: E402
 from longdeps.registry import REGISTRIES, options_of, registry_of  # noqa: E402
@@ -83,7 +84,10 @@ def _epochs(run: dict[str, Any], step: int) -> float | None:
 
 
 def _without_seed(config: dict[str, Any]) -> dict[str, Any]:
-    return {section: {k: v for k, v in values.items() if not (section == "train" and k == "seed")}
+    """A recorded ``config`` less the seed and the ``EXECUTION_FIELDS`` (how a run computed, which
+    records of earlier versions may hold at their defaults): what a setting shares."""
+    left_out = {("train", "seed"), *((section, name) for section, names in EXECUTION_FIELDS.items() for name in names)}
+    return {section: {k: v for k, v in values.items() if (section, k) not in left_out}
             for section, values in config.items()}
 
 

@@ -36,7 +36,8 @@ filled). The numerator bounds the batch's long-term gradient norm:
 ``||mean L_i|| <= mean ||L_i||`` (triangle inequality), a bound formed from
 per-example norms alone; the denominator is the batch's short-term gradient
 norm exactly, from the pool's Gram matrix ``S S^T``. The refresh records the
-candidate batches' ``log10 R`` in place of ``log10 rho``.
+candidate batches' ``log10 R`` in place of ``log10 rho``, and how many of its
+``candidate_batches`` (``batch_tries``) lie in the band.
 
 Differences from the authors' SRN deltas: the ratio uses derivatives with
 respect to the hidden state ``h_t`` (defined for every cell) rather than
@@ -141,8 +142,7 @@ class SGRSampler(UniformSampler):
                                                self.early_step)
         self.long_norms, self.gram = long.norm(dim=1).cpu(), (short @ short.T).cpu()
         _, log_ratio = self.candidates(batch_size, generator)
-        in_band = int((self.band_distance(log_ratio) == 0).sum())
-        self.record_refresh(len(log_ratio), in_band, 0, log_ratio)
+        self.record_refresh(int((self.band_distance(log_ratio) == 0).sum()), 0, log_ratio)
 
     def estimate(self, index: torch.Tensor) -> torch.Tensor:
         """``log10 rho_i`` of the training examples at ``index`` ``(P,)``, in one backward pass:
@@ -175,15 +175,18 @@ class SGRSampler(UniformSampler):
         else:
             self.eligible, filled = pool[distance.argsort(stable=True)[:need]], need - in_band
         self.position, self.order = 0, None
-        self.record_refresh(self.pool_size, in_band, filled, log_rho)
+        self.record_refresh(in_band, filled, log_rho)
 
-    def record_refresh(self, size: int, in_band: int, filled: int, log_values: torch.Tensor) -> None:
-        """Keep one refresh's statistics: ``in_band`` of ``size`` (examples, or candidate batches
-        under rule=batch) in the band, ``filled`` added from outside it, quantiles of ``log_values``."""
+    def record_refresh(self, in_band: int, filled: int, log_values: torch.Tensor) -> None:
+        """Keep one refresh's statistics: ``pool``, the training examples drawn and estimated;
+        ``in_band``, how many of the values tested (``log_values``: the pool's examples, or under
+        rule=batch its ``candidate_batches``) lie in the band, and ``eligible_fraction`` of them;
+        ``filled``, the examples added from outside the band; the quantiles of ``log_values``."""
         quantiles = torch.quantile(log_values.double(), torch.tensor(QUANTILES, dtype=torch.float64), interpolation="nearest")
+        tested = {"candidate_batches": len(log_values)} if self.rule == "batch" else {}
         self.refreshes.append({
-            "update": self.updates, "rule": self.rule, "pool": size, "in_band": in_band,
-            "eligible_fraction": in_band / size, "filled": filled,
+            "update": self.updates, "rule": self.rule, "pool": self.pool_size, **tested, "in_band": in_band,
+            "eligible_fraction": in_band / len(log_values), "filled": filled,
             "band": [self.log10_rho_min, self.log10_rho_max],
             "log10_rho_quantiles": {f"q{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles)},
         })

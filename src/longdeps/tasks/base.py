@@ -57,6 +57,9 @@ class Task(ABC):
     on a finite data set (``train_size`` not None) also override
     ``train_examples`` and ``split``. Every task implements
     ``per_example_loss``, ``per_example_metrics`` and ``solved``.
+
+    Args:
+        eval_batch_size: examples per batch of the validation and test sets.
     """
 
     #: registry name, e.g. ``"adding"``
@@ -189,6 +192,14 @@ class Task(ABC):
 
     #: human-readable statement of ``solved``, recorded with every result
     solved_rule: str = ""
+
+    @classmethod
+    def solved_rule_of(cls, variant: str) -> str:
+        """``solved_rule`` of ``variant``, without building the task (which may read its data): the
+        rule reads nothing but the variant and class attributes."""
+        bare = cls.__new__(cls)
+        bare.variant = variant
+        return bare.solved_rule
 
     def baseline(self) -> dict[str, float]:
         """Metrics of the best input-independent predictor (what a model with no memory reaches)."""
