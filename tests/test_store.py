@@ -61,8 +61,9 @@ def test_a_damaged_index_is_refused_in_one_line_and_reindex_rebuilds_it_from_the
                    f"the old index is kept as {backup}\n")
     rows = [dict(zip(out.splitlines()[0].split("\t"), line.split("\t"))) for line in out.splitlines()[1:]]
     assert {(r["cell"], r["status"], r["steps_done"]) for r in rows} == {("lstm", "finished", "2"), ("srn", "interrupted", "2")}
-    before = {line.split("\t")[0]: line for line in listed.splitlines()[1:]}
+    header = listed.splitlines()[0].split("\t")
+    before = {line.split("\t")[0]: dict(zip(header, line.split("\t"))) for line in listed.splitlines()[1:]}
     (finished,) = [r for r in rows if r["status"] == "finished"]
-    assert before[finished["run_id"]].split("\t")[9:13] == [finished[c] for c in
-                                                            ("steps_done", "solved_step", "best_val_metric", "test_metric")]
+    for column in ("steps_done", "solved_step", "best_val_metric", "test_metric"):
+        assert before[finished["run_id"]][column] == finished[column]
     assert len(ResultStore(results).evals(finished["run_id"])) == 2
