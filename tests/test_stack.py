@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from longdeps import LongdepsError
-from longdeps.cells import CELLS, StackedCell, make_cell
+from longdeps.cells import CELLS, StackedCell, detach_state, make_cell
 from longdeps.config import RunConfig
 from longdeps.continuation import make_continuation
 from longdeps.functional.batchnorm import TimeBatchNorm, recompute_population_statistics
@@ -197,3 +197,26 @@ def test_gru_stack_sizes_that_keep_the_one_layer_parameter_count():
     assert budget == 3 * (256 * 50 + 256 * 256 + 2 * 256) + 256 * 50 + 50
     for layers, hidden in ((2, 155), (3, 122)):
         assert abs(parameter_count(layers, hidden) / budget - 1) < 0.02
+
+
+def test_tbptt_cuts_every_layers_state_every_k_steps():
+    """TBPTT on a stack (each layer's fused kernel over a segment) against the step-by-step unroll
+    with the whole stacked state detached at the same bounds."""
+    torch.manual_seed(0)
+    task = make_task("copy", 5)
+    model = SequenceModel(make_cell("gru", task.input_size, 4, num_layers=2), task.output_size, task.readout).double()
+    batch = task.sample(3, torch.Generator().manual_seed(1))
+    batch.x = batch.x.double()
+    params = list(model.parameters())
+    model.zero_grad()
+    make_estimator("tbptt", truncation=4).backward(model, batch, task)
+    got = [p.grad.clone() for p in params]
+    steps, state, hidden = batch.x.shape[0], None, []
+    bounds = [0, *range(steps % 4 or 4, steps + 1, 4)]
+    for start, stop in zip(bounds, bounds[1:]):
+        hs, state = model.cell.unroll(batch.x[start:stop], None if state is None else detach_state(state), t0=start)
+        hidden += hs
+    want = torch.autograd.grad(task.per_example_loss(model.read(torch.stack(hidden)), batch.y).mean(), params)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(got, want))
+    exact = torch.autograd.grad(task.per_example_loss(model(batch.x)[0], batch.y).mean(), params)
+    assert not all(torch.allclose(a, b) for a, b in zip(got, exact))
