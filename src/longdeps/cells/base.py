@@ -37,7 +37,12 @@ mean, and the variance arriving from ``h_{t-1}`` widens ``s`` (moment
 propagation; see ``SRN``).
 
 A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
-``hidden(state)`` is the ``(B, H)`` part seen by the readout.
+``hidden(state)`` is the ``(B, H)`` part seen by the readout. That is the
+per-step state; ``forward`` takes and returns it in torch's layout, every
+tensor with a leading ``num_layers`` dim (``boundary_state``, ``step_state``).
+A cell is one layer; ``longdeps.cells.stack`` stacks them, and every cell
+exposes its ``layers`` and how they connect (``layer_output``), so that an
+estimator that takes steps apart can go layer by layer.
 """
 
 from __future__ import annotations
