@@ -40,7 +40,6 @@ def make_cell(name: str, input_size: int, hidden_size: int, num_layers: int = 1,
     ``compile_block`` steps (``RecurrentCell.compile_loop``)."""
     if not compile and (compile_block, compile_fallback) != (CellConfig.compile_block, False):
         raise LongdepsError("cell.compile_block and cell.compile_fallback apply with cell.compile=true only")
-    CELLS.check_options(name, options)
     cell = stacked(lambda size: CELLS.build(name, options, input_size=size or input_size, hidden_size=hidden_size),
                    num_layers=num_layers, dropout=dropout, residual=residual)
     if compile:

@@ -397,9 +397,9 @@ class RecurrentCell(nn.Module, ABC):
 
     def step_state(self, state: State) -> State:
         """A state in torch's layout (``boundary_state``) as the per-step state; a one-line error
-        unless every tensor of it is ``(num_layers, B, units)``."""
+        unless every tensor of it is ``(num_layers, B, ...)``."""
         parts = [state] if isinstance(state, torch.Tensor) else list(state) if isinstance(state, tuple) else None
-        if not parts or any(not isinstance(p, torch.Tensor) or p.dim() != 3 or len(p) != self.num_layers
+        if not parts or any(not isinstance(p, torch.Tensor) or p.dim() < 3 or len(p) != self.num_layers
                             for p in parts):
             shapes = [tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__ for p in parts or [state]]
             raise LongdepsError(f"expected a state of (num_layers={self.num_layers}, batch, units) tensors, as "
