@@ -220,3 +220,13 @@ def test_tbptt_cuts_every_layers_state_every_k_steps():
     assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(got, want))
     exact = torch.autograd.grad(task.per_example_loss(model(batch.x)[0], batch.y).mean(), params)
     assert not all(torch.allclose(a, b) for a, b in zip(got, exact))
+
+
+def test_a_stack_runs_each_layers_fused_kernel(monkeypatch):
+    cell = make_cell("lstm", 3, 5, num_layers=3)
+    calls = []
+    for layer in cell.layers:
+        kernel = layer.native_forward
+        monkeypatch.setattr(layer, "native_forward", lambda x, state, kernel=kernel: calls.append(len(x)) or kernel(x, state))
+    cell(torch.randn(7, 2, 3))
+    assert calls == [7, 7, 7]  # one call per layer, over the whole sequence
