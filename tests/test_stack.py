@@ -230,3 +230,10 @@ def test_a_stack_runs_each_layers_fused_kernel(monkeypatch):
         monkeypatch.setattr(layer, "native_forward", lambda x, state, kernel=kernel: calls.append(len(x)) or kernel(x, state))
     cell(torch.randn(7, 2, 3))
     assert calls == [7, 7, 7]  # one call per layer, over the whole sequence
+
+
+def test_a_stack_provides_what_every_layer_provides(monkeypatch):
+    stack = make_cell("gru", 3, 5, num_layers=2)
+    assert stack.provides == stack.layers[0].provides
+    monkeypatch.setattr(stack.layers[1], "batch_statistics", True)  # one layer coupling the examples
+    assert "independent examples" not in stack.provides

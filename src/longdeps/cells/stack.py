@@ -148,6 +148,11 @@ class StackedCell(RecurrentCell):
 
     # -- the other capabilities, layer by layer --------------------------------
     @property
+    def provides(self) -> frozenset[str]:
+        """What every layer provides (a capability of the stack only where each layer has it)."""
+        return frozenset.intersection(*(layer.provides for layer in self.layers))
+
+    @property
     def propagates_moments(self) -> bool:
         return False  # the variance of a layer's output does not enter the next layer's widths
 
