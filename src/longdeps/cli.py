@@ -224,6 +224,8 @@ def cmd_cells(args: argparse.Namespace) -> None:
 
     for name in sorted(CELLS):
         print(f"{name:8s} {CELLS[name].description}")
+    stacking = ", ".join(f"cell.{key}={p.default}" for key, p in CELLS.around_options().items())
+    print(f"every cell stacks: {stacking} (docs/depth.md)")
 
 
 def cmd_population(args: argparse.Namespace) -> None:
