@@ -128,6 +128,8 @@ def test_stacking_options_are_checked_and_reach_a_run_by_config():
     config = RunConfig().with_overrides(["cell.name=srn", "cell.num_layers=3", "cell.dropout=0.25"])
     assert config.options("cell")["num_layers"] == 3 and config.options("cell")["dropout"] == 0.25
     assert config.run_id() != RunConfig().with_overrides(["cell.name=srn"]).run_id()
+    todays = RunConfig().with_overrides(["cell.name=srn", "cell.num_layers=1", "cell.dropout=0", "cell.residual=false"])
+    assert todays.run_id() == RunConfig().with_overrides(["cell.name=srn"]).run_id()
     cell = make_cell("srn", 3, 5, **config.options("cell"))
     assert cell.num_layers == 3 and cell.dropout == 0.25
 
