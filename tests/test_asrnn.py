@@ -81,9 +81,9 @@ def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map, o
     cell = randomised(ASRNN(3, 6, orthogonal_map=orthogonal_map, saturation_low=0.5, saturation_high=1.5,
                             orientation=orientation)).to(device)
     x, h0 = torch.randn(9, 4, 3, dtype=torch.float64).to(device), torch.randn(4, 6, dtype=torch.float64).to(device)
-    out, final = cell(x, h0)
+    out, final = cell(x, h0[None])
     ref = reference_asrnn(cell, x, h0, orthogonal_map)
-    assert torch.allclose(out, ref, atol=1e-12) and torch.allclose(final, ref[-1], atol=1e-12)
+    assert torch.allclose(out, ref, atol=1e-12) and torch.allclose(final[0], ref[-1], atol=1e-12)
     weights = torch.randn_like(ref)
     params = list(cell.parameters())
     for got, want in zip(torch.autograd.grad((out * weights).sum(), params),
@@ -95,7 +95,7 @@ def test_asrnn_matches_float64_reference_forward_and_gradients(orthogonal_map, o
 def test_orthrnn_modrelu_matches_float64_reference_forward_and_gradients(orientation, device):
     cell = randomised(OrthogonalRNN(3, 6, orientation=orientation)).to(device)
     x, h0 = torch.randn(9, 4, 3, dtype=torch.float64).to(device), torch.randn(4, 6, dtype=torch.float64).to(device)
-    out, _ = cell(x, h0)
+    out, _ = cell(x, h0[None])
     ref = reference_modrelu_rnn(cell, x, h0)
     assert torch.allclose(out, ref, atol=1e-12)
     params = list(cell.parameters())
@@ -239,9 +239,9 @@ def test_a_rebase_leaves_the_cells_function_unchanged(cls, project):
     cell = randomised(cell, seed=11)  # skew parameters away from 0
     x, h0 = torch.randn(9, 4, 3, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
     with torch.no_grad():
-        before, _ = cell(x, h0)
+        before, _ = cell(x, h0[None])
         assert retrivialise(cell, project=project) == (2 if cls is ASRNN else 1)
-        after, _ = cell(x, h0)
+        after, _ = cell(x, h0[None])
     assert torch.equal(raw(cell, "weight_hh"), torch.zeros(6, 6, dtype=torch.float64))
     assert torch.allclose(after, before, atol=1e-12, rtol=0) and (before - h0).abs().max() > 0.1
 

@@ -88,10 +88,10 @@ def test_srn_equals_torch_rnn_with_same_weights(device):
     native.load_state_dict({k.removeprefix("rnn."): v for k, v in cell.state_dict().items()})
     x = torch.randn(30, 3, 2).to(device)
     h0 = torch.randn(3, 5).to(device)
-    out, h = cell(x, h0)
+    out, h = cell(x, h0[None])
     want, h_n = native(x, h0[None])
     assert torch.allclose(out, want, atol=1e-6)
-    assert torch.allclose(h, h_n[0], atol=1e-6)
+    assert h.shape == h_n.shape and torch.allclose(h, h_n, atol=1e-6)
 
 
 def test_gru_equals_torch_gru_with_same_weights(device):
@@ -104,9 +104,9 @@ def test_gru_equals_torch_gru_with_same_weights(device):
     native = torch.nn.GRU(2, 5).to(device)
     native.load_state_dict({k.removeprefix("gru."): v for k, v in cell.state_dict().items()})
     x, h0 = torch.randn(30, 3, 2).to(device), torch.randn(3, 5).to(device)
-    out, h = cell(x, h0)
+    out, h = cell(x, h0[None])
     want, h_n = native(x, h0[None])
-    assert torch.allclose(out, want, atol=1e-6) and torch.allclose(h, h_n[0], atol=1e-6)
+    assert torch.allclose(out, want, atol=1e-6) and h.shape == h_n.shape and torch.allclose(h, h_n, atol=1e-6)
 
 
 def test_lstm_equals_torch_lstm_with_same_weights(device):
@@ -116,10 +116,10 @@ def test_lstm_equals_torch_lstm_with_same_weights(device):
     native.load_state_dict({k.removeprefix("lstm."): v for k, v in cell.state_dict().items()})
     x = torch.randn(30, 3, 2).to(device)
     state = (torch.randn(3, 5).to(device), torch.randn(3, 5).to(device))
-    out, (h, c) = cell(x, state)
+    out, (h, c) = cell(x, (state[0][None], state[1][None]))
     want, (h_n, c_n) = native(x, (state[0][None], state[1][None]))
     assert torch.allclose(out, want, atol=1e-6)
-    assert torch.allclose(c, c_n[0], atol=1e-6)
+    assert c.shape == c_n.shape and torch.allclose(c, c_n, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["srn", "lstm", "gru"])

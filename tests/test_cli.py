@@ -61,7 +61,8 @@ def test_listings(capsys):
     for name in ("adding", "multiplication", "temporal-order", "temporal-order-3", "copy"):
         assert f"\n{name} " in "\n" + out
     assert main(["cells"]) == 0
-    assert "srn" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "srn" in out and "every cell stacks: cell.num_layers=1, cell.dropout=0.0, cell.residual=False" in out
 
 
 @pytest.mark.parametrize("args, message", [

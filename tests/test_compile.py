@@ -20,15 +20,15 @@ from longdeps.functional.batchnorm import recompute_population_statistics
 STEPS, BATCH, BLOCK, INPUT, HIDDEN = 8, 5, 4, 3, 6
 
 
-def pair(name, fallback=False):
+def pair(name, fallback=False, **options):
     """A cell in float64 with its step loop compiled, and an eager twin with the same weights."""
     torch.manual_seed(0)
-    eager = make_cell(name, INPUT, HIDDEN, native=False).double()
+    eager = make_cell(name, INPUT, HIDDEN, native=False, **options).double()
     with torch.no_grad():
         for p in eager.parameters():
             p.add_(0.3 * torch.randn_like(p))
     fast = make_cell(name, INPUT, HIDDEN, native=False, compile=True, compile_block=BLOCK,
-                     compile_fallback=fallback).double()
+                     compile_fallback=fallback, **options).double()
     fast.load_state_dict(eager.state_dict())
     return fast, eager
 
@@ -63,6 +63,13 @@ def test_compiled_loop_gives_the_eager_outputs_and_gradients_and_compiles_once(n
     for key, value in eager.state_dict().items():  # the same keys, and BN-LSTM's moving averages
         torch.testing.assert_close(fast.state_dict()[key], value, rtol=1e-9, atol=1e-12)
     assert list(fast.state_dict()) == list(eager.state_dict())
+
+
+def test_a_compiled_stack_compiles_each_layers_loop():
+    fast, eager = pair("srn", num_layers=2, residual=True)
+    assert all(layer.compiled is not None for layer in fast.layers)
+    assert_agree(fast, eager, torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64))
+    assert fast.statistics()["compile_seconds"] >= 0
 
 
 @pytest.mark.parametrize("propagate", [False, True])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from longdeps.cells import CELLS, RecurrentCell, StepWeights, detach_state, make_cell
+from longdeps.cells import CELLS, RecurrentCell, StackedCell, StepWeights, detach_state, make_cell
 from longdeps.config import RunConfig
 from longdeps.errors import LongdepsError
 from longdeps.experiment import run_experiment
@@ -195,6 +195,30 @@ def test_stationary_dsf_is_exact_bptt_for_a_linear_cell(task_name, shape, device
         assert torch.allclose(dsf.feedback["diagonal"].cpu(), recurrent.diagonal(), atol=1e-12)
 
 
+@pytest.mark.parametrize("task_name", ["adding", "copy"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_stationary_dsf_is_exact_bptt_for_a_stack_of_linear_cells(task_name, residual, device):
+    """Each layer's stationary Jacobian is its own ``W``; a lower layer's errors are the upper
+    layer's input derivative applied to its ``g``: the whole stack gets exact BPTT's gradient."""
+    torch.manual_seed(1)
+    task = make_task(task_name, 15)
+    layers = []
+    for index in range(3):
+        recurrent = torch.randn(6, 6, dtype=torch.float64)
+        recurrent *= 0.8 / torch.linalg.eigvals(recurrent).abs().max()
+        layers.append(LinearCell(task.input_size if index == 0 else 6, 6, recurrent))
+    cell = StackedCell(layers, residual=residual)
+    model = SequenceModel(cell, task.output_size, task.readout).double().to(device)
+    batch = float64_batch(task, 4, device=device)
+    loss_b, want = grads(model, make_estimator("bptt"), batch, task)
+    dsf = make_estimator("dsf", feedback="stationary")
+    loss_d, got = grads(model, dsf, batch, task)
+    assert torch.allclose(loss_d, loss_b, rtol=1e-12)
+    assert_same(got, want, rtol=1e-8, atol=1e-10)
+    assert len(dsf.infos) == 3 and all(info["basis"] == "eigen" for info in dsf.infos)
+    assert [len(layer["layers"]) for layer in [dsf.statistics()["feedback"]]] == [3]
+
+
 def test_eigenbasis_scan_equals_the_dense_recurrence(device):
     """``g_t = e_t + A^T g_{t+1}`` step by step in float64, against the scan in ``A``'s eigenbasis
     (complex eigenvalues) and against the dense fallback."""
@@ -294,6 +318,43 @@ def test_an_exact_window_without_feedback_is_truncated_bptt_for_one_output(cell,
     dsf = make_estimator("dsf", feedback="constant", feedback_low=0.0, feedback_high=0.0, exact_window=window)
     _, got = grads(model, dsf, batch, task)
     _, want = grads(model, make_estimator("tbptt", truncation=window + 1), batch, task)
+    assert_same(got, want)
+
+
+def per_layer_truncated_grads(model, batch, task):
+    """Every layer's state cut from its own previous step, the input path between layers kept:
+    a stack without residual or dropout written step by step, by autograd."""
+    model.zero_grad(set_to_none=True)
+    cell = model.cell
+    states, outputs = [layer.initial_state(batch.size) for layer in cell.layers], []
+    for t in range(batch.x.shape[0]):
+        inputs = batch.x[t]
+        for index, layer in enumerate(cell.layers):
+            states[index] = layer.step(inputs, states[index] if t == 0 else detach_state(states[index]), t)
+            inputs = layer.hidden(states[index])
+        outputs.append(inputs)
+    task.per_example_loss(model.read(torch.stack(outputs)), batch.y).mean().backward()
+    return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("cell,options", LOOP_CELLS)
+def test_dsf_with_zero_feedback_on_a_stack_is_truncated_in_each_layer(cell, options, device):
+    task, model, batch = build(cell, "copy", device=device, num_layers=2, **options)
+    _, got = grads(model, make_estimator("dsf", feedback="constant", feedback_low=0.0, feedback_high=0.0), batch, task)
+    want = per_layer_truncated_grads(model, batch, task)
+    assert_same(got, want)
+    _, exact = grads(model, make_estimator("bptt"), batch, task)
+    assert any(not torch.allclose(a, b) for a, b in zip(got, exact)), "truncation should differ from exact BPTT here"
+
+
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru"])
+def test_an_exact_window_of_all_steps_is_bptt_through_a_stack_with_dropout_and_residual(cell, device):
+    """Every layer's exact window, the dropout masks of the update and the residual paths: BPTT."""
+    task, model, batch = build(cell, "adding", device=device, num_layers=3, dropout=0.3, residual=True)
+    torch.manual_seed(5)
+    _, want = grads(model, make_estimator("bptt"), batch, task)
+    torch.manual_seed(5)
+    _, got = grads(model, make_estimator("dsf", exact_window=12), batch, task)
     assert_same(got, want)
 
 

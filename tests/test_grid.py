@@ -1,7 +1,8 @@
 """The promise of the four axes, generated from the registries: every combination of a cell, a
 gradient estimator, a sampler and a continuation either trains (two updates, finite loss and
 gradients) or is refused when the run is built, by a capability one of them declares, in one
-line naming both values. A component joins this grid by being registered."""
+line naming both values; each with one layer and with a stack of two (``cell.num_layers``). A
+component joins this grid by being registered."""
 
 import itertools
 import math
@@ -34,9 +35,11 @@ def grid(cells=None):
     return list(itertools.product(cells or list(CELLS), ESTIMATORS, SAMPLERS, CONTINUATIONS))
 
 
-def train_or_refuse(point, results, device="cpu") -> str:
-    """Build the run of ``point`` on ``device`` and train two updates; returns "trained" or "refused"."""
+def train_or_refuse(point, results, device="cpu", layers=1) -> str:
+    """Build the run of ``point`` with ``layers`` recurrent layers on ``device`` and train two updates;
+    returns "trained" or "refused"."""
     overrides = [f"{axis}.name={name}" for axis, name in zip(AXES, point)] + [f"train.device={device}"]
+    overrides += [f"cell.num_layers={layers}"] if layers > 1 else []
     config = RunConfig().with_overrides(TINY + overrides + [o for name in point for o in REQUIRED.get(name, [])])
     try:
         run = Run(config, ResultStore(results))
@@ -56,9 +59,10 @@ def train_or_refuse(point, results, device="cpu") -> str:
     return "trained"
 
 
+@pytest.mark.parametrize("layers", [1, 2], ids=["1-layer", "2-layers"])
 @pytest.mark.parametrize("point", grid(), ids="-".join)
-def test_every_combination_trains_or_is_refused_by_a_declared_capability(point, tmp_path, device):
-    train_or_refuse(point, tmp_path, device)
+def test_every_combination_trains_or_is_refused_by_a_declared_capability(point, layers, tmp_path, device):
+    train_or_refuse(point, tmp_path, device, layers)
 
 
 class ToyCell(RecurrentCell):
@@ -91,7 +95,7 @@ def test_a_cell_registered_in_a_test_joins_the_grid_and_trains(tmp_path, monkeyp
     monkeypatch.setitem(CELLS, "toy", ToyCell)
     points = [point for point in grid() if point[0] == "toy"]
     assert len(points) == len(ESTIMATORS) * len(SAMPLERS) * len(CONTINUATIONS)
-    outcomes = {point: train_or_refuse(point, tmp_path) for point in points}
+    outcomes = {point: train_or_refuse(point, tmp_path, layers=2) for point in points}
     # no diffused form declared: diffusion refuses it, everything else trains
     assert {point for point, outcome in outcomes.items() if outcome == "refused"} == {
         point for point in points if point[3] == "diffusion"}

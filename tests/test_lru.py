@@ -52,7 +52,8 @@ def test_forward_and_gradients_match_the_complex_float64_loop(native, backend, i
     x = torch.randn(11, 3, input_size, dtype=torch.float64)
     h0 = torch.randn(3, 4, dtype=torch.complex128)
     y0 = torch.randn(3, 5, dtype=torch.float64)
-    out, (h, y) = cell(x, (pairs(h0), y0))
+    out, (h, y) = cell(x, (pairs(h0)[None], y0[None]))  # torch's layout: (num_layers, B, ...)
+    h, y = h[0], y[0]
     want, (h_ref, y_ref) = reference_lru(cell, x, h0, y0)
     torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(h, pairs(h_ref), rtol=1e-12, atol=1e-12)
@@ -70,7 +71,7 @@ def test_scan_passes_gradcheck_on_a_tiny_block():
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
     y0 = torch.zeros(2, 3, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda x, h0: cell(x, (h0, y0))[0], (x, h0))
+    assert torch.autograd.gradcheck(lambda x, h0: cell(x, (h0[None], y0[None]))[0], (x, h0))
 
 
 def test_initialisation_on_the_ring_with_gamma_from_lambda():

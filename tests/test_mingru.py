@@ -39,7 +39,8 @@ def test_forward_and_gradients_match_the_float64_loop(name, native, backend):
     cell = make_cell(name, 3, 5, native=native, scan_backend=backend).double()
     x = torch.randn(13, 4, 3, dtype=torch.float64)
     h0 = torch.randn(4, 5, dtype=torch.float64)
-    out, h = cell(x, h0)
+    out, h = cell(x, h0[None])  # torch's layout: (num_layers, B, H)
+    h = h[0]
     want = reference(name, cell, x, h0)
     torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(h, want[-1], rtol=1e-12, atol=1e-12)
@@ -57,7 +58,7 @@ def test_scan_passes_gradcheck(backend):
     cell = make_cell("mingru", 2, 3, scan_backend=backend).double()
     x = torch.randn(5, 2, 2, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, h0: cell(x, h0)[0], (x, h0))
+    assert torch.autograd.gradcheck(lambda x, h0: cell(x, h0[None])[0], (x, h0))
 
 
 def test_float32_doubling_scan_at_1000_steps_is_exact_to_rounding_although_products_underflow():
@@ -98,7 +99,7 @@ def test_smoothed_mingru_diffuses_its_gate_at_the_width_of_its_input_alone(nativ
     x = torch.randn(7, 4, 3, dtype=torch.float64)
     h0 = torch.randn(4, 5, dtype=torch.float64)
     with cell.recording_widths() as widths:
-        out, _ = cell(x, h0)
+        out, _ = cell(x, h0[None])
     width = lambda x_t, h: 0.3 * torch.sqrt(x_t.square().sum(-1, keepdim=True) + 1)
     torch.testing.assert_close(out, reference("mingru", cell, x, h0, width), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(torch.cat([w.flatten() for w in widths]), width(x, None).flatten())

@@ -46,6 +46,34 @@ def test_batched_ratio_equals_per_example_float64_autograd(cell, task_name, earl
     assert all(p.grad is None for p in model.parameters())
 
 
+def reference_stacked_ratio(model, x, early_step):
+    """rho of one example ``x`` ``(T, 1, I)`` through a stack: the unit output deltas' derivative with
+    respect to the whole stacked hidden state (every layer's ``h``), at ``early_step`` and the last."""
+    states = []
+    hs, _ = model.cell.unroll(x, states=states)
+    total = model.read(torch.stack(hs)).sum()
+    early, last = (model.cell.hiddens(states[t]) for t in (early_step, -1))
+    grads = torch.autograd.grad(total, early + last)
+    return torch.cat(grads[:len(early)], -1).norm() / torch.cat(grads[len(early):], -1).norm()
+
+
+@pytest.mark.parametrize("cell", ["srn", "lstm", "gru", "bn-lstm"])
+@pytest.mark.parametrize("early_step", [0, 4])
+def test_batched_ratio_through_a_stack_equals_per_example_float64_autograd(cell, early_step):
+    torch.manual_seed(0)
+    task = make_task("copy", 6)
+    model = SequenceModel(make_cell(cell, task.input_size, 5, num_layers=3), task.output_size, task.readout).double()
+    batch = task.sample(6, torch.Generator().manual_seed(0))
+    batch.x = batch.x.double()
+    recompute_population_statistics(model, [batch.x])
+    model.eval()
+    got = long_term_ratio(hidden_gradient_norms(model, batch, task, unit_output=True), early_step)
+    want = torch.stack([reference_stacked_ratio(model, batch.x[:, [i]], early_step) for i in range(batch.size)])
+    assert torch.allclose(got, want, rtol=1e-10, atol=0) and got.std() > 0
+    top_only = torch.stack([reference_ratio(model, batch.x[:, [i]], task, early_step) for i in range(batch.size)])
+    assert not torch.allclose(got, top_only)  # the lower layers' states count
+
+
 def sgr_setup(size=30, **options):
     torch.manual_seed(0)
     task = make_task("adding", seq_len=10, variant="cn2016", train_size=size)
@@ -184,15 +212,16 @@ def batch_gradients(model, batch, task, cut=None):
     return torch.cat([p.grad.flatten() for p in model.cell.parameters()])
 
 
-@pytest.mark.parametrize("cell", ["srn", "lstm"])
+@pytest.mark.parametrize("cell,layers", [("srn", 1), ("lstm", 1), ("gru", 2)])
 @pytest.mark.parametrize("task_name", ["adding", "copy"])
-def test_batch_bound_is_never_below_the_batch_long_term_gradient_norm(cell, task_name):
+def test_batch_bound_is_never_below_the_batch_long_term_gradient_norm(cell, layers, task_name):
     """Per-example parts from ``long_short_gradients`` against the batch's own gradients by autograd:
     they add up to them exactly, so the bound (mean of per-example long-term norms) is never
     below the batch's actual long-term norm, and the Gram matrix gives its short-term norm."""
     torch.manual_seed(1)
     task = make_task(task_name, 10)
-    model = SequenceModel(make_cell(cell, task.input_size, 6), task.output_size, task.readout).double()
+    model = SequenceModel(make_cell(cell, task.input_size, 6, num_layers=layers), task.output_size,
+                          task.readout).double()
     pool = task.sample(30, torch.Generator().manual_seed(2))
     pool.x = pool.x.double()
     if pool.y.is_floating_point():

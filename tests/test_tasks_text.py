@@ -141,3 +141,31 @@ def test_text_task_errors():
         make_task("ptb-char", variant="tbptt")
     with pytest.raises(LongdepsError, match="task.train_size does not apply to 'ptb-char'"):
         make_task("ptb-char", train_size=100)
+
+
+@pytest.mark.parametrize("gradient", ["bptt", "dsf"])
+def test_a_stack_carries_every_layers_state_in_torchs_layout(tmp_path, gradient):
+    config = RunConfig().with_overrides(["task.name=shakespeare-char", "task.variant=stream", "task.seq_len=10",
+                                         "cell.name=lstm", "cell.hidden_size=8", "cell.num_layers=2",
+                                         f"gradient.name={gradient}", "train.batch_size=4", "task.val_size=200",
+                                         "task.test_size=200"])
+    run = Run(config, ResultStore(tmp_path))
+    for _ in range(2):
+        run.train_step()
+    assert [tuple(part.shape) for part in run.carry] == [(2, 4, 8), (2, 4, 8)]
+
+
+def test_a_checkpoint_carrying_the_one_layer_state_of_earlier_versions_loads(tmp_path):
+    """Before states took torch's layout at the cell's boundary, a checkpoint carried (B, H) parts."""
+    config = RunConfig().with_overrides(["task.name=shakespeare-char", "task.variant=stream", "task.seq_len=10",
+                                         "cell.name=lstm", "cell.hidden_size=8", "train.batch_size=4",
+                                         "task.val_size=200", "task.test_size=200"])
+    run = Run(config, ResultStore(tmp_path))
+    run.train_step()
+    saved = run.state_dict()
+    carried = saved["carry"]
+    saved["carry"] = tuple(part[0] for part in carried)
+    resumed = Run(config, ResultStore(tmp_path / "again"))
+    resumed.load_state_dict(saved)
+    assert all(torch.equal(a, b) for a, b in zip(resumed.carry, carried))
+    resumed.train_step()

@@ -332,6 +332,9 @@ def cmd_listing(args: argparse.Namespace) -> None:
             print(f"{name:{width}s} {cls.description}")
             if section == "task":
                 print(f"{'':{width}s} {task_facts(cls)}")
+        if section == "cell":
+            stacking = ", ".join(f"cell.{key}={p.default}" for key, p in registry.around_options().items())
+            print(f"every cell stacks: {stacking} (docs/depth.md)")
         print(hint + (" and its success criterion per variant" if section == "task" else ""))
         return
     cls = registry[args.name]

@@ -403,12 +403,14 @@ def _coerce(section: str, key: str, value: Any) -> Any:
 
 def _component_options(section: str, name: str, options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """``options``, keys that section ``section`` does not declare, as ``Component.more``: sorted, each of
-    the type component ``name``'s constructor gives it; one it does not take is refused in one line."""
+    the type component ``name``'s constructor gives it; one it does not take is refused in one line. An
+    option of the registry's ``around`` at its default is left out (``cell.num_layers=1`` is today's run)."""
     registry = registry_of(section)
     typed = {key: _typed(f"{section}.{key}", registry.option_type(name, key), value)
              for key, value in sorted(options.items())}
     registry.check_options(name, typed)
-    return tuple(typed.items())
+    around = registry.around_options()
+    return tuple((key, value) for key, value in typed.items() if key not in around or value != around[key].default)
 
 
 def _typed(field: str, kind: Any, value: Any) -> Any:

@@ -146,7 +146,9 @@ class Run:
         self.data_generator.set_state(state["data_generator"])
         torch.set_rng_state(state["torch_rng"])
         self.sampler.load_state_dict(state["sampler"])
-        self.carry = None if state["carry"] is None else map_state(lambda s: s.to(self.device), state["carry"])
+        # (checkpoints written before states took torch's layout at the cell's boundary carry (B, H) parts)
+        self.carry = None if state["carry"] is None else map_state(
+            lambda s: (s[None] if s.dim() == 2 else s).to(self.device), state["carry"])
         self.estimator.load_state_dict(state["estimator"])
 
     def save_checkpoint(self) -> None:

@@ -55,12 +55,24 @@ class Registry(dict):
         shared: fields every component of this kind takes.
         context: the constructor parameters that are what a component is built with (``build``'s
             context, e.g. a cell's sizes), which no config sets.
+        around: a function that builds around any component of this kind (the cells' ``stacked``):
+            its keyword-only parameters are options of every component, which ``make_<kind>`` takes
+            out before ``build``.
     """
 
     def __init__(self, kind: str, section: str, defaults: dict[str, Any], shared: tuple[str, ...] = (),
-                 context: tuple[str, ...] = ()):
+                 context: tuple[str, ...] = (), around: Any = None):
         super().__init__()
         self.kind, self.section, self.defaults, self.shared, self.context = kind, section, defaults, shared, context
+        self.around = around
+
+    def around_options(self) -> dict[str, inspect.Parameter]:
+        """The options ``around`` takes (its keyword-only parameters, annotations evaluated)."""
+        if self.around is None:
+            return {}
+        hints = typing.get_type_hints(self.around)
+        return {p.name: p.replace(annotation=hints.get(p.name, p.annotation))
+                for p in inspect.signature(self.around).parameters.values() if p.kind is p.KEYWORD_ONLY}
 
     def add(self, name: str, cls: type, description: str) -> type:
         """Register ``cls`` as ``name`` with a one-line ``description``; returns it."""
@@ -80,7 +92,7 @@ class Registry(dict):
     def check_options(self, name: str, options: dict[str, Any]) -> None:
         """Refuse, in one line, the first option that component ``name`` does not read and that is
         set to anything but its default."""
-        reads = set(self.shared) | set(options_of(self[name]))
+        reads = set(self.shared) | set(options_of(self[name])) | set(self.around_options())
         for key, value in options.items():
             if key not in reads and (key not in self.defaults or value != self.defaults[key]):
                 takers = " and ".join(self.takers(key))
@@ -92,6 +104,9 @@ class Registry(dict):
         """The type of option ``key``, one the config section does not declare, as component ``name``
         (else the first that takes it) declares it: its annotation, else its default's type (None:
         neither). Refused in one line where no component takes it as an option."""
+        parameter = self.around_options().get(key)
+        if parameter is not None:
+            return parameter.annotation
         if key not in self.context:
             for taker in (name, *self):
                 parameter = parameter_of(self[taker], key)

@@ -72,7 +72,7 @@ class OrthogonalRNN(RecurrentCell):
             parametrised orthogonal matrix ``self.weight_hh``. Side by side with the expRNN code
             on the copy task (T = 200, 600 updates, 2 seeds; ``benchmarks/peers/``) only ``"BT"``
             followed its learning curve; ``"B"`` learned faster than the reference.
-        State: ``h`` ``(B, H)``, zeros at the start. No fused kernel.
+        State: ``h`` ``(B, H)``, zeros at the start (``forward``'s: ``(num_layers, B, H)``). No fused kernel.
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = False, native: bool = True,

@@ -37,7 +37,12 @@ mean, and the variance arriving from ``h_{t-1}`` widens ``s`` (moment
 propagation; see ``SRN``).
 
 A *state* is a tensor ``(B, H)`` or a tuple of them (e.g. ``(h, c)``);
-``hidden(state)`` is the ``(B, H)`` part seen by the readout.
+``hidden(state)`` is the ``(B, H)`` part seen by the readout. That is the
+per-step state; ``forward`` takes and returns it in torch's layout, every
+tensor with a leading ``num_layers`` dim (``boundary_state``, ``step_state``).
+A cell is one layer; ``longdeps.cells.stack`` stacks them, and every cell
+exposes its ``layers`` and how they connect (``layer_output``), so that an
+estimator that takes steps apart can go layer by layer.
 """
 
 from __future__ import annotations
@@ -54,15 +59,15 @@ from longdeps.cells.compiled import CompiledLoop
 from longdeps.errors import LongdepsError
 from longdeps.functional.diffused import DIFFUSED, PLAIN
 
-State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+State = Union[torch.Tensor, tuple["State", ...]]
 
 #: the learning-rate groups a cell may put parameters in (``param_groups``; ``longdeps.optim`` sets their rates)
 PARAM_GROUPS = ("default", "orthogonal")
 
 
 def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:
-    """Apply ``fn`` to every tensor of ``state``."""
-    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
+    """Apply ``fn`` to every tensor of ``state`` (a stack's state nests its layers' states: every level)."""
+    return tuple(map_state(fn, s) for s in state) if isinstance(state, tuple) else fn(state)
 
 
 @dataclass
@@ -309,12 +314,14 @@ class RecurrentCell(nn.Module, ABC):
         if not torch.isfinite(x).all():
             raise LongdepsError(f"input contains non-finite values (nan/inf) at {int((~torch.isfinite(x)).sum())} positions")
 
-    def unroll(self, x: torch.Tensor, state: State | None = None, t0: int = 0) -> tuple[list[torch.Tensor], State]:
+    def unroll(self, x: torch.Tensor, state: State | None = None, t0: int = 0,
+               states: list[State] | None = None) -> tuple[list[torch.Tensor], State]:
         """Step through time-major ``x`` ``(T, B, I)`` one step at a time.
 
         Returns the list of the ``T`` hidden outputs ``(B, H)`` (each the very
         tensor the next step reads, so autograd can differentiate with respect
-        to it) and the final state. ``t0`` is the time index of ``x[0]``.
+        to it) and the final state. ``t0`` is the time index of ``x[0]``;
+        ``states``, where given, receives the state after every step.
         """
         if state is None:
             state = self.initial_state(x.shape[1])
@@ -322,34 +329,95 @@ class RecurrentCell(nn.Module, ABC):
         for t, u_t in enumerate(u.unbind(0), start=t0):
             state = self.recur(u_t, state, t, weights)
             outputs.append(self.hidden(state))
+            if states is not None:
+                states.append(state)
         return outputs, state
 
+    def run(self, x: torch.Tensor, state: State, t0: int = 0) -> tuple[torch.Tensor, State]:
+        """``forward``'s work on time-major ``x`` ``(T, B, I)`` from the per-step ``state``
+        (``initial_state``'s layout): the outputs ``(T, B, H)`` and the final per-step state,
+        through the fused kernel, the compiled loop or ``unroll``."""
+        fused = self.native_forward(x, state) if self.fused else None
+        if fused is not None:
+            return fused
+        if self.compiled is not None and self._widths is None and torch.is_grad_enabled():
+            # (compiled where autograd records; recording widths is a side effect: eager)
+            return self.compiled(x, state, t0)
+        hs, state = self.unroll(x, state, t0)
+        return torch.stack(hs), state
+
     def forward(self, x: torch.Tensor, state: State | None = None, t0: int = 0) -> tuple[torch.Tensor, State]:
-        """Run the cell over a sequence.
+        """Run the cell over a sequence, as ``torch.nn.LSTM`` does.
 
         Args:
             x: ``(T, B, I)``, or ``(B, T, I)`` with ``batch_first``.
-            state: initial state, default ``initial_state(B)``.
+            state: initial state in torch's layout (``boundary_state``): every tensor of the
+                per-step state with a leading ``num_layers`` dim, e.g. ``(h, c)`` each
+                ``(num_layers, B, H)`` for an LSTM, ``(num_layers, B, H)`` for an SRN or a GRU;
+                default ``initial_state(B)``.
             t0: time index of the first step (cells with per-step statistics use it).
 
         Returns:
-            ``(outputs, final_state)``: outputs ``(T, B, H)`` (or ``(B, T, H)``).
+            ``(outputs, final_state)``: outputs ``(T, B, H)`` (or ``(B, T, H)``), the final state
+            in torch's layout.
         """
         self.check_input(x)
         if self.batch_first:
             x = x.transpose(0, 1)
-        if state is None:
-            state = self.initial_state(x.shape[1])
-        fused = self.native_forward(x, state) if self.fused else None
-        if fused is not None:
-            outputs, state = fused
-        elif self.compiled is not None and self._widths is None and torch.is_grad_enabled():
-            # (compiled where autograd records; recording widths is a side effect: eager)
-            outputs, state = self.compiled(x, state, t0)
-        else:
-            hs, state = self.unroll(x, state, t0)
-            outputs = torch.stack(hs)
-        return (outputs.transpose(0, 1) if self.batch_first else outputs), state
+        state = self.initial_state(x.shape[1]) if state is None else self.step_state(state)
+        outputs, state = self.run(x, state, t0)
+        return (outputs.transpose(0, 1) if self.batch_first else outputs), self.boundary_state(state)
+
+    # -- layers (``longdeps.cells.stack`` stacks cells; one cell is one layer) ----
+    num_layers = 1  #: recurrent layers (``StackedCell``: more)
+
+    @property
+    def layers(self) -> tuple["RecurrentCell", ...]:
+        """The one-layer cells this cell runs, bottom first: here the cell itself."""
+        return (self,)
+
+    def layer_states(self, state: State) -> list[State]:
+        """``state`` as one per-step state per layer, bottom first."""
+        return [state]
+
+    def joined_state(self, states: list[State]) -> State:
+        """The state made of one state per layer (``layer_states``'s inverse)."""
+        (state,) = states
+        return state
+
+    def dropout_masks(self, steps: int, batch_size: int) -> list[torch.Tensor | None]:
+        """One mask per layer for what it passes up (``layer_output``), drawn for a sequence of
+        ``steps`` steps: none here."""
+        return [None]
+
+    def layer_output(self, index: int, hidden: torch.Tensor, inputs: torch.Tensor,
+                     mask: torch.Tensor | None) -> torch.Tensor:
+        """What layer ``index`` passes up (to the next layer's input; from the top, to the readout)
+        from its hidden outputs ``(..., H)`` and its inputs ``(..., I)``: here its hidden outputs."""
+        return hidden
+
+    def boundary_state(self, state: State) -> State:
+        """The per-step ``state`` in torch's layout (``forward``'s): each tensor of a layer's state
+        stacked over the layers, ``(num_layers, B, .)``, in a tuple where a layer's state is one."""
+        per_layer = self.layer_states(state)
+        if isinstance(per_layer[0], tuple):
+            return tuple(torch.stack(parts) for parts in zip(*per_layer))
+        return torch.stack(per_layer)
+
+    def step_state(self, state: State) -> State:
+        """A state in torch's layout (``boundary_state``) as the per-step state; a one-line error
+        unless every tensor of it is ``(num_layers, B, ...)``."""
+        parts = [state] if isinstance(state, torch.Tensor) else list(state) if isinstance(state, tuple) else None
+        if not parts or any(not isinstance(p, torch.Tensor) or p.dim() < 3 or len(p) != self.num_layers
+                            for p in parts):
+            shapes = [tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__ for p in parts or [state]]
+            raise LongdepsError(f"expected a state of (num_layers={self.num_layers}, batch, units) tensors, as "
+                                f"torch.nn.RNN/GRU/LSTM take it (a tuple for a state of several parts), got {shapes}")
+        return self.joined_state([map_state(lambda s: s[index], state) for index in range(self.num_layers)])
+
+    def hiddens(self, state: State) -> list[torch.Tensor]:
+        """The hidden part ``(B, H)`` of every layer's state in ``state``, bottom first."""
+        return [layer.hidden(s) for layer, s in zip(self.layers, self.layer_states(state))]
 
     def statistics(self) -> dict[str, float]:
         """What the cell adds to every evaluation record: with a compiled loop, the seconds spent

@@ -41,7 +41,8 @@ INPUT, FORGET, CANDIDATE, OUTPUT = range(4)
 
 
 class BNLSTM(RecurrentCell):
-    """Batch-normalised LSTM (see the module docstring); state ``(h, c)``, each ``(B, H)``.
+    """Batch-normalised LSTM (see the module docstring); state ``(h, c)``, each ``(B, H)``
+    (``forward``'s: each ``(num_layers, B, H)``, as ``torch.nn.LSTM``'s).
 
     Args:
         recurrent_init, input_init: schemes of ``longdeps.functional.init`` (default orthogonal).

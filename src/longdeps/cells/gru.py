@@ -28,7 +28,8 @@ class GRU(RecurrentCell):
     Args:
         recurrent_init, input_init: schemes of ``longdeps.functional.init``
             (``"identity"`` puts the identity on the candidate block).
-        Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start.
+        Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start
+        (``forward``'s: ``(num_layers, B, H)``, as ``torch.nn.GRU``'s).
         Diffused form: the gates through the logistic approximation, the
         candidate through tanh, all at the cell's width (for the candidate an
         upper bound: the reset gate ``r <= 1`` scales its recurrent noise).

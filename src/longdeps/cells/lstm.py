@@ -30,7 +30,8 @@ class LSTM(RecurrentCell):
         recurrent_init, input_init: schemes of ``longdeps.functional.init``;
             ``"identity"`` puts the identity on the candidate block.
         forget_bias: initial forget-gate bias (biases start at zero otherwise).
-        State: ``(h, c)``, each ``(B, H)``, zeros at the start.
+        State: ``(h, c)``, each ``(B, H)``, zeros at the start (``forward``'s:
+            each ``(num_layers, B, H)``, as ``torch.nn.LSTM``'s).
         Diffused form: the gates through the logistic approximation, the
         candidate through tanh, each unit as if alone (the product of diffused
         factors stands for the diffused product); ``tanh(c_t)`` stays plain,

@@ -23,7 +23,8 @@ class SRN(RecurrentCell):
     Args:
         nonlinearity: ``"tanh"`` (Elman) or ``"relu"``.
         recurrent_init, input_init: schemes of ``longdeps.functional.init``.
-        Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start.
+        Biases start at zero. State: ``h`` ``(B, H)``, zeros at the start
+        (``forward``'s: ``(num_layers, B, H)``, as ``torch.nn.RNN``'s; while propagating ``(m, v)``, each so).
         Diffused form: the nonlinearity (tanh approximately, relu exactly).
 
     Moment propagation (``set_smoothing(sigma, propagate=True)``): the state is

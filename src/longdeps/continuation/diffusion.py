@@ -9,7 +9,9 @@ which is exact for one step of an SRN alone and a mean-field approximation
 through time (the same noisy weights act at every step; ``h_{t-1}`` is taken as
 fixed). With ``propagate`` the cell carries the variance of ``h_{t-1}`` forward
 too, so the width grows along the sequence and long paths are flattened more
-than short ones (moment propagation; ``SRN``). ``weight-noise`` samples ``g`` instead: one fresh draw of
+than short ones (moment propagation; ``SRN``). In a stack of layers each layer diffuses its
+own nonlinearities at the width of its own input (the layer below's output); moment
+propagation is refused there, as it would have to carry a layer's variance into the next. ``weight-noise`` samples ``g`` instead: one fresh draw of
 ``eps`` per update, its gradient applied to the unperturbed weights, which is
 an unbiased estimate of ``grad g``. Both follow a ``SigmaSchedule`` and log
 ``sigma`` with every evaluation.

@@ -62,8 +62,16 @@ How it is computed, without redoing the forward's arithmetic:
    trainable initial state is a parameter of the first step, as in truncated
    BPTT.
 
-The model here is one recurrent layer; in a stack, a lower layer's ``e_t``
-would be the upper layer's local input derivative applied to its ``g_t``.
+A stack of layers (``longdeps.cells.stack``) goes layer by layer through ``cell.layers``, each
+with a feedback of its own (its own stationary Jacobian, diagonal, uniform or constant draw) and
+its own ``exact_window``: 1. runs bottom up, each layer over the outputs the one below passes up
+(``layer_output``, with the dropout masks of this update); then from the top down, a layer's
+errors on what it passes up give its ``e_t`` (through ``layer_output``: the readout's for the
+top), 3. and 4. run on the layer alone, and 4.'s backward also yields the derivative of
+``sum_t <g_t, s_t>`` with respect to the layer's inputs (one vector-Jacobian product of all steps
+at once), which is the error on what the layer below passes up. For a stack of linear cells
+under the stationary feedback this is exact BPTT again; with ``A = 0`` each layer's state is cut
+from its own previous step while the paths between layers are kept.
 """
 
 from __future__ import annotations
@@ -131,30 +139,71 @@ class DSF(GradientEstimator):
         self.exact_window, self.scan_backend, self.block = exact_window, scan_backend, block
         self.updates = 0  #: backward passes so far (the refresh clock)
         self.window_used: int | None = None  #: the exact window of the last backward: ``exact_window``, at most T - 1
-        #: the feedback in use: {"diagonal": (S,)}, {"matrix": A} (ill-conditioned eigenvectors), or A with its
-        #: eigendecomposition {"matrix": A, "eigenvalues": (S,), "basis": P, "inverse": P^-1}
-        self.feedback: dict[str, torch.Tensor] | None = None
-        self.info: dict[str, Any] = {}  #: how the feedback in use was formed
+        #: the feedback in use, one per layer, bottom first: {"diagonal": (S,)}, {"matrix": A} (ill-conditioned
+        #: eigenvectors), or A with its eigendecomposition {"matrix": A, "eigenvalues": (S,), "basis": P, "inverse": P^-1}
+        self.feedbacks: list[dict[str, torch.Tensor]] = []
+        self.infos: list[dict[str, Any]] = []  #: how each layer's feedback was formed
+
+    @property
+    def feedback(self) -> dict[str, torch.Tensor] | None:
+        """The bottom layer's feedback (a one-layer cell's), None before the first."""
+        return self.feedbacks[0] if self.feedbacks else None
+
+    @feedback.setter
+    def feedback(self, value: dict[str, torch.Tensor]) -> None:
+        self.feedbacks[:1] = [value]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """How the bottom layer's feedback was formed."""
+        return self.infos[0] if self.infos else {}
 
     # -- the estimator --------------------------------------------------------
     def backward(self, model: SequenceModel, batch: Batch, task: Task,
                  state: State | None = None) -> tuple[torch.Tensor, State]:
         cell, x = model.cell, batch.x
-        state = cell.initial_state(batch.size) if state is None else state
-        states, recurrent_inputs = self.forward(cell, x, state)  # 1.
-        hidden = cell.hidden(states)[1:].detach().requires_grad_()
-        losses = task.per_example_loss(model.read(hidden), batch.y)
-        losses.mean().backward()  # 2. readout gradients, and e_t in hidden.grad
-        if self.feedback is None:
-            self.refresh(cell, x, states)
-        errors = flatten_state(map_state(lambda s: hidden.grad if s is cell.hidden(states) else s.new_zeros(s[1:].shape),
-                                         states))
-        g = self.propagate(cell, x, states, recurrent_inputs, errors)  # 3.
-        self.local_backward(cell, x, state, states, recurrent_inputs, g)  # 4.
+        state = cell.initial_state(batch.size) if state is None else cell.step_state(state)
+        masks = cell.dropout_masks(x.shape[0], batch.size)
+        passes, inputs = [], x  # per layer: its inputs, initial state, states 0..T, recurrent inputs
+        for index, (layer, initial) in enumerate(zip(cell.layers, cell.layer_states(state))):
+            states, recurrent_inputs = self.forward(layer, inputs, initial)  # 1.
+            passes.append((inputs, initial, states, recurrent_inputs))
+            with torch.no_grad():
+                inputs = cell.layer_output(index, layer.hidden(states)[1:], inputs, masks[index])
+        outputs = inputs.detach().requires_grad_()
+        losses = task.per_example_loss(model.read(outputs), batch.y)
+        losses.mean().backward()  # 2. readout gradients, and the errors on the top's outputs in outputs.grad
+        if not self.feedbacks:
+            self.refresh(cell.layers, passes)
+        above = outputs.grad
+        for index in reversed(range(cell.num_layers)):
+            layer, (inputs, initial, states, recurrent_inputs) = cell.layers[index], passes[index]
+            errors, straight = self.layer_errors(cell, index, states, inputs, masks[index], above)
+            g = self.propagate(layer, inputs, states, recurrent_inputs, errors, index)  # 3.
+            above = self.local_backward(layer, inputs, initial, states, recurrent_inputs, g, index > 0)  # 4.
+            if straight is not None:
+                above = above + straight
         self.updates += 1
         if self.kind.startswith("stationary") and self.updates % self.refresh_every == 0:
-            self.refresh(cell, x, states)
-        return losses.detach(), map_state(lambda s: s[-1].clone(), states)
+            self.refresh(cell.layers, passes)
+        final = cell.joined_state([map_state(lambda s: s[-1].clone(), states) for _, _, states, _ in passes])
+        return losses.detach(), cell.boundary_state(final)
+
+    @staticmethod
+    def layer_errors(cell, index: int, states: State, inputs: torch.Tensor, mask: torch.Tensor | None,
+                     above: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Layer ``index``'s ``e_t`` on its whole state ``(T, B, S)`` from the errors ``above`` ``(T, B, H)``
+        on what it passes up (``cell.layer_output``), and the part of them that goes straight to its
+        inputs ``(T, B, I)`` (a residual connection; else None)."""
+        layer = cell.layers[index]
+        kept_hidden = layer.hidden(states)
+        with torch.enable_grad():
+            hidden = kept_hidden[1:].detach().requires_grad_()
+            x = inputs.detach().requires_grad_()
+            passed = cell.layer_output(index, hidden, x, mask)
+            on_hidden, on_inputs = torch.autograd.grad(passed, (hidden, x), above, allow_unused=True)
+        errors = flatten_state(map_state(lambda s: on_hidden if s is kept_hidden else s.new_zeros(s[1:].shape), states))
+        return errors, on_inputs
 
     @staticmethod
     @torch.no_grad()
@@ -184,9 +233,10 @@ class DSF(GradientEstimator):
         return states, recurrent_inputs
 
     def propagate(self, cell, x: torch.Tensor, states: State, recurrent_inputs: torch.Tensor | None,
-                  errors: torch.Tensor) -> torch.Tensor:
-        """3. ``g`` ``(T, B, S)`` from the errors ``e`` ``(T, B, S)``: ``exact_window`` exact
-        steps back (one vector-Jacobian product of all steps each), the feedback beyond."""
+                  errors: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        """3. ``g`` ``(T, B, S)`` from the errors ``e`` ``(T, B, S)`` of one layer, ``cell`` (number
+        ``layer``): ``exact_window`` exact steps back (one vector-Jacobian product of all steps each),
+        the layer's feedback beyond."""
         total, chain = torch.zeros_like(errors), errors
         self.window_used = min(self.exact_window, x.shape[0] - 1)  # beyond T - 1 steps back every error is spent
         if self.window_used:
@@ -195,16 +245,16 @@ class DSF(GradientEstimator):
         for _ in range(self.window_used):
             total += chain
             chain = self.step_back(cell, x, states, recurrent_inputs, weights, chain)
-        return total + self.scan(chain)
+        return total + self.scan(chain, layer)
 
-    def scan(self, e: torch.Tensor) -> torch.Tensor:
-        """``g_t = e_t + g_{t+1} A`` (row vectors) with the feedback in use: ``(T, B, S)``.
+    def scan(self, e: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        """``g_t = e_t + g_{t+1} A`` (row vectors) with the feedback of ``layer``: ``(T, B, S)``.
 
         A full ``A`` runs in its eigenbasis with the doubling scan (GPUs), or step by step on
         ``A`` itself with the loop backend (CPUs: T small products cost less there than two
         large complex ones into and out of the eigenbasis) and where the eigenvectors are
         ill-conditioned."""
-        fb = self.feedback_on(e.device)
+        fb = self.feedback_on(e.device, layer)
         if "diagonal" in fb:
             return linear_scan(fb["diagonal"].to(e), e, self.scan_backend)
         backend = chosen_backend(self.scan_backend, e.device)
@@ -219,12 +269,12 @@ class DSF(GradientEstimator):
         u = linear_scan(fb["eigenvalues"].to(complex_dtype), e.to(complex_dtype) @ basis, backend)
         return (u @ inverse).real
 
-    def feedback_on(self, device: torch.device) -> dict[str, torch.Tensor]:
-        """The feedback in use, moved to ``device`` the first time it is needed there (``uniform`` is
-        drawn on the CPU, and a checkpoint loads on it)."""
-        if any(t.device != device for t in self.feedback.values()):
-            self.feedback = {name: t.to(device) for name, t in self.feedback.items()}
-        return self.feedback
+    def feedback_on(self, device: torch.device, layer: int = 0) -> dict[str, torch.Tensor]:
+        """The feedback of ``layer``, moved to ``device`` the first time it is needed there (``uniform``
+        is drawn on the CPU, and a checkpoint loads on it)."""
+        if any(t.device != device for t in self.feedbacks[layer].values()):
+            self.feedbacks[layer] = {name: t.to(device) for name, t in self.feedbacks[layer].items()}
+        return self.feedbacks[layer]
 
     def local_pass(self, cell, x: torch.Tensor, states: State, recurrent_inputs: torch.Tensor | None,
                    start: int, stop: int, weights, previous: State | None = None) -> State:
@@ -254,11 +304,15 @@ class DSF(GradientEstimator):
         return out
 
     def local_backward(self, cell, x: torch.Tensor, initial: State, states: State,
-                       recurrent_inputs: torch.Tensor | None, g: torch.Tensor) -> None:
+                       recurrent_inputs: torch.Tensor | None, g: torch.Tensor,
+                       input_errors: bool = False) -> torch.Tensor | None:
         """4. Accumulate ``sum_t (d+s_t/dtheta)^T g_t`` into ``.grad``, ``block`` steps at a time
         (blocks keep the intermediates small). The per-sequence weights are computed once; their
         gradient, gathered on detached copies, goes through their own graph once at the end. A
-        trainable ``initial`` state is a parameter of the first step."""
+        trainable ``initial`` state is a parameter of the first step. With ``input_errors``, returns
+        ``sum_t (d+s_t/dx)^T g_t`` ``(T, B, I)``, the derivative with respect to the inputs ``x``."""
+        if input_errors:
+            x = x.detach().requires_grad_()
         weights = cell.step_weights()
         leaves = weights.detached()
         like = map_state(lambda s: s[0], states)
@@ -273,55 +327,65 @@ class DSF(GradientEstimator):
         pairs = [(w, leaf.grad) for w, leaf in zip(weights.tensors(), leaves.tensors()) if leaf.grad is not None]
         if pairs:
             torch.autograd.backward([w for w, _ in pairs], [grad for _, grad in pairs])
+        if input_errors:
+            return torch.zeros_like(x) if x.grad is None else x.grad
+        return None
 
     # -- the feedback ---------------------------------------------------------
+    def refresh(self, layers, passes: list[tuple]) -> None:
+        """Form every layer's feedback (``uniform`` and ``constant``: once; stationary ones: from this
+        batch); ``passes`` holds each layer's inputs, initial state, states and recurrent inputs."""
+        if self.kind in ("uniform", "constant") and self.feedbacks:
+            return
+        formed = [self.layer_feedback(index, layer, inputs, states)
+                  for index, (layer, (inputs, _, states, _)) in enumerate(zip(layers, passes))]
+        self.feedbacks, self.infos = [f for f, _ in formed], [i for _, i in formed]
+
     @torch.no_grad()
-    def refresh(self, cell, x: torch.Tensor, states: State) -> None:
-        """Form the feedback (``uniform`` and ``constant``: once; stationary ones: from this batch)."""
+    def layer_feedback(self, index: int, cell, x: torch.Tensor, states: State) -> tuple[dict[str, torch.Tensor], dict]:
+        """The feedback of layer ``index``, ``cell``, over its inputs ``x`` and states, and how it was formed.
+        ``uniform``'s draw for the bottom layer is a function of the seed alone, a higher one's of both."""
         size = flatten_state(map_state(lambda s: s[0, :1], states)).shape[-1]
         if self.kind in ("uniform", "constant"):
-            if self.feedback is None:
-                generator = seeded_generator("dsf-feedback", self.seed)
-                draw = self.low + (self.high - self.low) * torch.rand(size, generator=generator, dtype=torch.float64)
-                self.feedback = {"diagonal": draw}
-                self.info = {"basis": "diagonal", "spectral_radius": float(draw.abs().max())}
-            return
+            generator = seeded_generator("dsf-feedback", self.seed, *([index] if index else []))
+            draw = self.low + (self.high - self.low) * torch.rand(size, generator=generator, dtype=torch.float64)
+            return {"diagonal": draw}, {"basis": "diagonal", "spectral_radius": float(draw.abs().max())}
         steps = torch.linspace(0, x.shape[0] - 1, min(self.jacobian_steps, x.shape[0])).round().long().unique()
         examples = torch.arange(min(self.jacobian_examples, x.shape[1]))
         mean = step_jacobians(cell, x, states, steps.tolist(), examples).mean((0, 1)).double()
-        self.info = {"refreshed_at": self.updates}
+        info = {"refreshed_at": self.updates}
         if self.kind == "stationary-diagonal":
             diagonal = mean.diagonal()
-            self.feedback = {"diagonal": diagonal.clamp(-RADIUS, RADIUS)}
-            self.info.update(basis="diagonal", scaled=int((diagonal.abs() > RADIUS).sum()),
-                             spectral_radius=float(diagonal.abs().max()))
-            return
+            return {"diagonal": diagonal.clamp(-RADIUS, RADIUS)}, {
+                **info, "basis": "diagonal", "scaled": int((diagonal.abs() > RADIUS).sum()),
+                "spectral_radius": float(diagonal.abs().max())}
         eigenvalues, basis = torch.linalg.eig(mean)
         radius = float(eigenvalues.abs().max())
         condition = float(torch.linalg.cond(basis))
-        self.info.update(spectral_radius=radius, condition=condition,
-                         scaled=int((eigenvalues.abs() > RADIUS).sum()))
+        info.update(spectral_radius=radius, condition=condition, scaled=int((eigenvalues.abs() > RADIUS).sum()))
         if condition > MAX_CONDITION:
-            self.feedback = {"matrix": mean * min(1.0, RADIUS / radius)}
-            self.info["basis"] = "dense"
-            return
+            return {"matrix": mean * min(1.0, RADIUS / radius)}, {**info, "basis": "dense"}
         eigenvalues = eigenvalues * (RADIUS / eigenvalues.abs()).clamp(max=1.0)
         inverse = torch.linalg.inv(basis)
-        self.feedback = {"eigenvalues": eigenvalues, "basis": basis, "inverse": inverse,
-                         "matrix": ((basis * eigenvalues) @ inverse).real if self.info["scaled"] else mean}
-        self.info["basis"] = "eigen"
+        return {"eigenvalues": eigenvalues, "basis": basis, "inverse": inverse,
+                "matrix": ((basis * eigenvalues) @ inverse).real if info["scaled"] else mean}, {**info, "basis": "eigen"}
 
     def statistics(self) -> dict[str, Any]:
-        """What the evaluation record shows of the feedback in use and, with an exact window, the
-        window the last backward used (``exact_window``, at most T - 1 steps)."""
+        """What the evaluation record shows of the feedback in use (a stack's: of each layer, bottom first) and,
+        with an exact window, the window the last backward used (``exact_window``, at most T - 1 steps)."""
         window = {"exact_window_used": self.window_used} if self.exact_window else {}
+        if len(self.infos) > 1:
+            return {"feedback": {"kind": self.kind, "layers": self.infos}, **window}
         return {"feedback": {"kind": self.kind, **self.info}, **window}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"feedback": self.feedback, "info": self.info, "updates": self.updates}
+        return {"feedback": self.feedbacks, "info": self.infos, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.feedback, self.info, self.updates = state["feedback"], state["info"], state["updates"]
+        feedback, info = state["feedback"], state["info"]
+        if not isinstance(feedback, list):  # checkpoints from before stacks: one layer's, or None
+            feedback, info = ([], []) if feedback is None else ([feedback], [info])
+        self.feedbacks, self.infos, self.updates = list(feedback), list(info), state["updates"]
 
     def describe(self) -> dict[str, object]:
         settings = {"gradient": self.name, "feedback": self.kind, "exact_window": self.exact_window}

@@ -8,7 +8,8 @@ gradient ``G_i`` splits into
     L_i = G_i - S_i                                             (what the steps up to k0 receive
                                                                  from errors after k0).
 
-For a loss on the last step alone, ``S_i`` is truncated BPTT through the steps after ``k0`` and
+For a stack of layers the state held fixed is the whole stacked state (every layer's). For a
+loss on the last step alone, ``S_i`` is truncated BPTT through the steps after ``k0`` and
 ``L_i`` the contribution of the steps up to ``k0``. Both are formed for many examples at once by
 ``torch.func.vmap`` over ``torch.func.grad`` of a one-example loss (the cell's step loop, with
 its parameters swapped in by ``torch.func.functional_call``), a chunk of examples at a time.

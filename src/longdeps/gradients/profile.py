@@ -14,20 +14,26 @@ def hidden_gradient_norms(model: SequenceModel, batch: Batch, task: Task, unit_o
     """Norms ``||dL_i/dh_t||`` of each example's loss with respect to its hidden state.
 
     The derivative is the total one (through every later step), by exact BPTT
-    on the step-by-step unroll. With ``unit_output`` the backward pass starts
+    on the step-by-step unroll. For a stack of layers ``h_t`` is the hidden part
+    of the whole stacked state, every layer's ``h_t`` side by side
+    (``RecurrentCell.hiddens``). With ``unit_output`` the backward pass starts
     from a unit delta on every output instead of the loss gradient, i.e.
     ``L_i`` is the sum of example ``i``'s outputs: a measure that does not
     depend on the targets (Chernodub & Nowicki's probe). Returns ``(T, B)``.
     Parameter ``.grad`` is not touched.
     """
+    cell = model.cell
     with torch.enable_grad():
-        hs, _ = model.cell.unroll(batch.x)
+        states: list = []
+        hs, _ = cell.unroll(batch.x, states=states)
         outputs = model.read(torch.stack(hs))
         total = outputs.sum() if unit_output else task.per_example_loss(outputs, batch.y).sum()
+        hiddens = [h for state in states for h in cell.hiddens(state)]
         # example i's loss depends only on example i's states, so the gradient of
         # the sum holds every example's own dL_i/dh_t in its row
-        grads = torch.autograd.grad(total, hs, allow_unused=True, materialize_grads=True)
-    return torch.stack(grads).norm(dim=-1).detach()
+        grads = torch.autograd.grad(total, hiddens, allow_unused=True, materialize_grads=True)
+    per_layer = torch.stack(grads).unflatten(0, (len(states), cell.num_layers))  # (T, L, B, H)
+    return torch.linalg.vector_norm(per_layer, dim=(1, 3)).detach()
 
 
 def long_term_ratio(norms: torch.Tensor, early_step: int) -> torch.Tensor:

@@ -13,8 +13,8 @@ from longdeps.tasks.base import Batch, Task
 
 class TBPTT(GradientEstimator):
     """Gradient through at most ``k`` steps: the sequence is cut into segments of
-    ``k`` steps, counted back from its end, and the state is detached between
-    segments. A many-to-one loss then sees exactly the last ``k`` steps;
+    ``k`` steps, counted back from its end, and the state (every layer's, for a
+    stack) is detached between segments. A many-to-one loss then sees exactly the last ``k`` steps;
     ``k = 1`` is fully truncated BPTT and ``k >= T`` is exact BPTT. Segments
     that no loss reads run without autograd.
     """

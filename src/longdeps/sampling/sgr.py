@@ -8,7 +8,11 @@ the training set,
     rho_i = ||dL_i/dh_k0|| / ||dL_i/dh_T||,   L_i = sum of example i's outputs
 
 (a unit delta on every output, so rho does not depend on the target), from
-one backward pass over a pool of examples (``hidden_gradient_norms``). A
+one backward pass over a pool of examples (``hidden_gradient_norms``). For a
+stack of layers (``cell.num_layers``) ``h_t`` is the hidden part of the whole
+stacked state at step ``t``, every layer's ``h_t`` side by side (not the top
+layer's alone), and under ``rule="batch"`` the long-term part is what crosses
+the whole stacked state after step ``k0``. A
 small rho means that little error signal from the output reaches step
 ``k0`` (vanishing), a large one that it grows on the way (exploding).
 Every ``refresh_every`` updates a fresh pool of ``pool_size`` training
