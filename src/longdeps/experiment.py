@@ -17,6 +17,7 @@ are scored on the test set.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from dataclasses import dataclass
@@ -59,14 +60,14 @@ class Run:
     """
 
     def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None, data_dir: str | None = None):
-        self.config = validate(config)
+        validate(config)
+        tc = config.train
+        torch.manual_seed(tc.seed)
+        self.task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
+        self.config = config = with_data_checksum(config, self.task)
         self.suite = suite
         self.run_id = config.run_id()
         self.device = torch.device(config.train.device)
-        tc = config.train
-
-        torch.manual_seed(tc.seed)
-        self.task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.options("cell"))
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout, config.readout.init,
                                    config.readout.scale).to(self.device)
@@ -132,6 +133,8 @@ class Run:
             self.folder.clear()
         elif status == "finished":
             return False
+        elif resume and status is None:
+            refuse_changed_file(self.folder.store, self.config)
         elif self.folder.has_checkpoint():
             if not resume:
                 raise LongdepsError(f"run {self.run_id} stopped at a checkpoint ({status or 'unknown'}, "
@@ -250,6 +253,31 @@ class Run:
                    **self.model.cell.statistics()}
         self.folder.finish(summary)
         return RunResult(self.run_id, "finished", summary, self.folder.path)
+
+
+def with_data_checksum(config: RunConfig, task) -> RunConfig:
+    """``config`` with ``task.sha256``, the checksum of the file of a task that reads a file of your own
+    (``task.sha256``), so that the file is part of the run id; other configs as they are."""
+    digest = getattr(task, "sha256", None)
+    if digest is None or dict(config.task.more).get("sha256") == digest:
+        return config
+    return config.updated({"task": {"sha256": digest}})
+
+
+def refuse_changed_file(store: ResultStore, config: RunConfig) -> None:
+    """Refuse, in one line, to resume a run of a file of your own that changed since: a run in ``store``
+    has ``config`` but for ``task.sha256``."""
+    mine = config.to_dict()
+    digest = mine["task"].pop("sha256", None)
+    if digest is None:
+        return
+    for row in store.runs(task=config.task.name):
+        theirs = json.loads(row["config"])
+        was = theirs["task"].pop("sha256", None)
+        if theirs == mine and was != digest:
+            raise LongdepsError(f"task.path={mine['task'].get('path')} changed "
+                                f"since run {row['run_id']} started (sha256 {digest}, it recorded {was}); --resume "
+                                "continues that run only with its file: restore it, or train without --resume for a new run")
 
 
 def run_experiment(config: RunConfig, results: str | Path = "longdeps-results", resume: bool = False,
