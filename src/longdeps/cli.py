@@ -119,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else RunConfig()
     flags = [f"{key}={getattr(args, flag)}" for flag, (key, _) in FLAGS.items() if getattr(args, flag) is not None]
-    config = config.with_overrides(flags + args.overrides)
+    config = config.with_overrides(expand_file_task(flags) + args.overrides)
     if args.print_config:
         import json
 
@@ -131,6 +131,17 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"run {result.run_id}: {result.status}; {s['steps_done']} updates, solved={s['solved']}"
           f"{' at update ' + str(s['solved_step']) if s['solved'] else ''}; best val {s.get('metric', 'metric')}="
           f"{s['best_val_metric']:.4g}, test={s['test_metric']:.4g}, test loss={s['test_loss']:.4g}; {result.run_dir}")
+
+
+def expand_file_task(overrides: list[str]) -> list[str]:
+    """``task.name=file:PATH`` (from ``--task file:PATH``) as ``task.name=file task.path=PATH``."""
+    expanded = []
+    for item in overrides:
+        if item.startswith("task.name=file:"):
+            expanded += ["task.name=file", f"task.path={item.removeprefix('task.name=file:')}"]
+        else:
+            expanded.append(item)
+    return expanded
 
 
 def make_executor(args: argparse.Namespace):

@@ -317,7 +317,7 @@ class FileTask(Task):
         if data.split is not None:
             rows = {part: np.flatnonzero(data.split == code) for code, part in enumerate(SPLITS)}
         else:
-            generator = seeded_generator("file", self.sha256, self.data_seed)
+            generator = seeded_generator("file", self.data_seed)
             if self.kind == "classification":
                 y = torch.tensor(self.encoding_labels())
                 rest, test = stratified_split(y, self.test_fraction, generator)
@@ -338,7 +338,7 @@ class FileTask(Task):
             for part in ("val", "test"):
                 unseen = sorted(set(labels[rows[part]]) - seen)
                 if unseen:
-                    raise LongdepsError(f"{self.path}: class {unseen[0]!r} is in the {part} split only; move some of "
+                    raise LongdepsError(f"{self.path}: class {str(unseen[0])!r} is in the {part} split only; move some of "
                                         "its sequences to the training split (or drop the file's split to draw one)")
         for part, size, label in (("train", self.fixed_train_size, "train_size"), ("val", self.val_size, "val_size"),
                                   ("test", self.test_size, "test_size")):
@@ -383,6 +383,10 @@ class FileTask(Task):
         if self.kind != "labelling":
             return torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
         return y >= 0 if self.encoding.per_class else ~y.isnan().any(-1)
+
+    def example_ends(self, batch: Batch) -> torch.Tensor:
+        """The end step of each example of ``batch`` ``(B,)``: what lies after it is padding."""
+        return self.mask(batch.y).sum(0) - 1 if self.kind == "labelling" else batch.y[:, 0].long()
 
     def paired(self, outputs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs and targets of the predictions: labelling ``(T, B, O)`` and ``(T, B[, D])`` (padded
