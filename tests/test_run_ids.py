@@ -24,6 +24,7 @@ SUITES = {
     "benchmarks/diffusion.yaml": (120, "53bc2fdd02049b59"),
     "benchmarks/dsf-adding.yaml": (50, "501dfd2634a43471"),
     "benchmarks/dsf.yaml": (30, "9da69007c2c639c5"),
+    "benchmarks/ett.yaml": (24, "ae5a10deec0f9dea"),
     "benchmarks/recurrent-batchnorm.yaml": (6, "7ec529782fea8186"),
     "benchmarks/sgr-band.yaml": (16, "61e29d8233034a92"),
     "benchmarks/sgr-pilot-lr.yaml": (12, "8ceac3f822273e21"),

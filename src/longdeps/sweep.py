@@ -170,12 +170,13 @@ def load_suite(name_or_path: str, names: dict[str, Path] | None = None) -> Suite
                   base=data.get("base") or {}, grid=grid, seeds=seeds)
     for config in suite.configs():  # every grid value must fit its config field, before any run starts
         validate(config)
-    suite.paper = [_paper_entry(path, entry) for entry in data.get("paper") or []]
+    suite.paper = [_paper_entry(path, entry, RunConfig.from_dict(suite.base)) for entry in data.get("paper") or []]
     return suite
 
 
-def _paper_entry(path: Path, entry: Any) -> dict[str, Any]:
-    """A ``paper:`` entry checked, its setting values coerced to the config fields' types."""
+def _paper_entry(path: Path, entry: Any, base: RunConfig) -> dict[str, Any]:
+    """A ``paper:`` entry checked, its setting values coerced to the types of the fields of the suite's
+    ``base`` config (an option of the base's task, such as ``task.horizon``, too)."""
     if not isinstance(entry, dict) or set(entry) != set(PAPER_KEYS) or not isinstance(entry["setting"], dict):
         raise LongdepsError(f"{path}: a paper entry needs exactly the keys {', '.join(PAPER_KEYS)} "
                             f"(setting a mapping of config fields), got {entry!r}")
@@ -184,8 +185,8 @@ def _paper_entry(path: Path, entry: Any) -> dict[str, Any]:
     setting = {}
     for key, value in entry["setting"].items():
         section, _, name = key.partition(".")
-        config = RunConfig().with_overrides([_override(key, value)])
-        setting[key] = getattr(getattr(config, section), name)
+        config = base.with_overrides([_override(key, value)])
+        setting[key] = config.to_dict()[section][name]
     return {**entry, "setting": setting}
 
 

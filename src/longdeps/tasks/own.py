@@ -52,12 +52,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from longdeps.data import sha256_of
 from longdeps.errors import LongdepsError
 from longdeps.seeding import seeded_generator
 from longdeps.tasks import register
 from longdeps.tasks.base import Batch, Task
-from longdeps.tasks.sequences import SPLITS, Columns, SequenceFile, read_sequences
+from longdeps.tasks.sequences import SPLITS, Columns, SequenceFile, file_sha256, read_sequences
 from longdeps.tasks.timeseries import label_order, stratified_split
 
 KINDS = ("classification", "regression", "labelling")
@@ -270,10 +269,7 @@ class FileTask(Task):
         self.path = Path(path).expanduser()
         if self.path.suffix in (".csv", ".parquet", ".npz", ".ts") and not self.path.is_file():
             raise LongdepsError(f"task.path={path}: no such file")
-        self.sha256 = sha256_of(self.path) if self.path.is_file() else None
-        if sha256 is not None and sha256 != self.sha256:
-            raise LongdepsError(f"{self.path} changed since this run started (sha256 {self.sha256}, the run recorded "
-                                f"{sha256}); restore that file to continue it, or train without --resume for a new run")
+        self.sha256 = file_sha256(self.path, sha256) if self.path.is_file() else None
         columns = Columns(id_column, time_column,
                           tuple(c.strip() for c in feature_columns.split(",")) if feature_columns else None,
                           tuple(c.strip() for c in target_column.split(",")), split_column)

@@ -70,6 +70,17 @@ class SequenceFile:
     where: Callable[[int, int, int], str] = lambda i, t, c: f"sequence {i}, step {t}, channel {c}"
 
 
+def file_sha256(path: Path, recorded: str | None) -> str:
+    """The sha256 of the file ``path``; refused in one line where a run ``recorded`` another one."""
+    from longdeps.data import sha256_of
+
+    digest = sha256_of(path)
+    if recorded is not None and recorded != digest:
+        raise LongdepsError(f"{path} changed since this run started (sha256 {digest}, the run recorded {recorded}); "
+                            "restore that file to continue it, or train without --resume for a new run")
+    return digest
+
+
 def read_sequences(path: str | Path, columns: Columns | None = None, targets: bool = True) -> SequenceFile:
     """The sequences of ``path``, by its suffix (``FORMATS``); ``targets=False``: a file to predict
     from, whose targets (if any) are not read."""
