@@ -25,6 +25,7 @@ _EXPORTS = {
     **dict.fromkeys(["ContinuationConfig", "RunConfig", "SamplerConfig", "load_config"], "longdeps.config"),
     "SequenceModel": "longdeps.model",
     "run_experiment": "longdeps.experiment",
+    **dict.fromkeys(["TrainedModel", "load_run"], "longdeps.inference"),
 }
 __all__ = sorted(["LongdepsError", *_EXPORTS])
 

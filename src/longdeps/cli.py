@@ -84,6 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
     population.add_argument("--data-dir", help=DATA_DIR_HELP)
     population.add_argument("--device", help="torch device to compute on (default: the run's train.device)")
 
+    predict = sub.add_parser("predict", help="predict with a trained run on new data", description=(
+        "Read new sequences (a file in the format the run was trained on: .npz, .csv, .parquet, .ts) with the "
+        "run's preprocessing and write its best-validation model's predictions: class names and probabilities, "
+        "or values in the file's units (forecasting: the horizon after the series' last row)."))
+    predict.add_argument("run", help="a run id (see `longdeps runs`) or a run folder")
+    predict.add_argument("--input", required=True, help="the new data")
+    predict.add_argument("--output", required=True, help="where the predictions go: .csv, .parquet or .npz")
+    predict.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    predict.add_argument("--device", default="cpu", help="torch device to compute on (default: %(default)s)")
+
+    export = sub.add_parser("export", help="export a trained run's model (TorchScript)", description=(
+        "Trace a run's best-validation model, inputs (T, B, I) standardised as in training -> outputs, into a "
+        "TorchScript file, checked to give the model's outputs; a cell that cannot be traced is refused."))
+    export.add_argument("run", help="a run id (see `longdeps runs`) or a run folder")
+    export.add_argument("--format", choices=["torchscript"], default="torchscript", help="(default: %(default)s)")
+    export.add_argument("--output", help="the file to write (default: RUN_FOLDER/model.pt)")
+    export.add_argument("--seq-len", type=int, help="input length to trace at (default: the run's)")
+    export.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    export.add_argument("--data-dir", help=DATA_DIR_HELP)
+
     sub.add_parser("tasks", help="list the tasks: variants, sequence length, classes, metric")
     sub.add_parser("cells", help="list the recurrent cells")
 
@@ -281,8 +301,25 @@ def cmd_data(args: argparse.Namespace) -> None:
         raise LongdepsError(f"{len(bad)} of {len(report)} data sets are missing or corrupted: {', '.join(bad)} (see above)")
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    from longdeps.inference import load_run, write_predictions
+
+    trained = load_run(args.run, args.results, device=args.device)
+    frame = trained.predict(args.input)
+    print(f"run {trained.run_id}: {len(frame)} predictions -> {write_predictions(frame, args.output)}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from longdeps.inference import export_torchscript, load_run
+
+    trained = load_run(args.run, args.results, data_dir=args.data_dir)
+    path = export_torchscript(trained, args.output or trained.folder / "model.pt", args.seq_len)
+    print(f"run {trained.run_id}: {args.format} -> {path}")
+
+
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "bench": cmd_sweep, "report": cmd_report,
-            "runs": cmd_runs, "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data, "population": cmd_population}
+            "runs": cmd_runs, "tasks": cmd_tasks, "cells": cmd_cells, "data": cmd_data, "population": cmd_population,
+            "predict": cmd_predict, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,6 +109,7 @@ class Encoding:
     target_std: list[float] | None = None
     missing: str | None = None
     columns: dict | None = None  #: ``Columns`` of a long-format file
+    seq_len: int | None = None  #: the longest sequence of the training file
 
     @property
     def input_size(self) -> int:
@@ -291,6 +292,7 @@ class FileTask(Task):
         rows = self.split_rows()
         self.encoding = fit_encoding(data, self.kind, rows["train"], missing,
                                      columns if self.path.suffix in (".csv", ".parquet") else None)
+        self.encoding.seq_len = self.seq_len
         x, ends = self.encoding.inputs(data)
         whole = Batch(x, self.encoding.target_tensor(data, ends), 1 if self.kind == "labelling" else 0)
         self.rows = {part: torch.from_numpy(r) for part, r in rows.items()}
