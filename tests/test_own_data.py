@@ -221,3 +221,15 @@ def test_missing_values_are_filled_by_the_rule(tmp_path, rule, expected):
     value = {0.0: 0.0, None: mean, "previous": frame.loc[0, "a"]}[expected]
     assert filled == pytest.approx(value, abs=1e-5)
     assert np.isfinite(mean)
+
+
+def test_a_suite_names_a_file_task_by_the_id_its_run_gets(tmp_path):
+    from longdeps.sweep import Suite, run_suite, Sequential
+
+    long_table().to_csv(tmp_path / "d.csv", index=False)
+    suite = Suite(name="mine", base={"task": {"name": "file", "path": str(tmp_path / "d.csv")},
+                                     "cell": {"hidden_size": 4}, "train": {"steps": 2, "batch_size": 4, "eval_every": 2}})
+    (config,) = suite.configs()
+    (outcome,) = run_suite(suite, tmp_path / "r", Sequential(), progress=False)
+    assert outcome.status == "finished" and outcome.run_id == config.run_id()
+    assert (tmp_path / "r" / "runs" / config.run_id() / "result.json").is_file()

@@ -29,6 +29,7 @@ import torch
 from longdeps.cells import State, detach_state, make_cell, map_state
 from longdeps.config import RunConfig, validate
 from longdeps.continuation import make_continuation
+from longdeps.data import sha256_of
 from longdeps.errors import LongdepsError
 from longdeps.evaluation import Evaluator
 from longdeps.gradients import make_estimator
@@ -60,14 +61,14 @@ class Run:
     """
 
     def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None, data_dir: str | None = None):
-        validate(config)
-        tc = config.train
-        torch.manual_seed(tc.seed)
-        self.task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
-        self.config = config = with_data_checksum(config, self.task)
+        self.config = config = validate(with_data_checksum(config))
         self.suite = suite
         self.run_id = config.run_id()
         self.device = torch.device(config.train.device)
+        tc = config.train
+
+        torch.manual_seed(tc.seed)
+        self.task = make_task(config.task.name, data_dir=data_dir, **config.options("task"))
         cell = make_cell(config.cell.name, self.task.input_size, config.cell.hidden_size, **config.options("cell"))
         self.model = SequenceModel(cell, self.task.output_size, self.task.readout, config.readout.init,
                                    config.readout.scale).to(self.device)
@@ -255,13 +256,15 @@ class Run:
         return RunResult(self.run_id, "finished", summary, self.folder.path)
 
 
-def with_data_checksum(config: RunConfig, task) -> RunConfig:
-    """``config`` with ``task.sha256``, the checksum of the file of a task that reads a file of your own
-    (``task.sha256``), so that the file is part of the run id; other configs as they are."""
-    digest = getattr(task, "sha256", None)
-    if digest is None or dict(config.task.more).get("sha256") == digest:
-        return config
-    return config.updated({"task": {"sha256": digest}})
+def with_data_checksum(config: RunConfig) -> RunConfig:
+    """``config`` with ``task.sha256``, the checksum of the file ``task.path`` of a task on a file of
+    your own, so that the file is part of the run id (the task refuses a file with another one);
+    other configs, and those that record it already, as they are."""
+    options = dict(config.task.more)
+    path = Path(str(options.get("path", ""))).expanduser()
+    if "sha256" in options or "path" not in options or not path.is_file():
+        return config  # (a missing file is refused by the task, in one line)
+    return config.updated({"task": {"sha256": sha256_of(path)}})
 
 
 def refuse_changed_file(store: ResultStore, config: RunConfig) -> None:

@@ -66,7 +66,7 @@ from tqdm.auto import tqdm
 from longdeps.allocator import keep_freed_memory
 from longdeps.config import SECTIONS, RunConfig, read_mapping, validate
 from longdeps.errors import LongdepsError
-from longdeps.experiment import run_experiment
+from longdeps.experiment import run_experiment, with_data_checksum
 from longdeps.report import PAPER_METRICS
 from longdeps.reporting import mean_std
 from longdeps.signals import sigterm_as_interrupt
@@ -112,7 +112,8 @@ class Suite:
     paper: list[dict[str, Any]] = field(default_factory=list)
 
     def points(self) -> list[tuple[str, list[RunConfig]]]:
-        """The grid points in file order (last key fastest), each as (label, its configs in seed order)."""
+        """The grid points in file order (last key fastest), each as (label, its configs in seed order;
+        a task on a file of your own with the file's checksum, as its run records it)."""
         base = RunConfig.from_dict(self.base)
         keys = list(self.grid)
         points = []
@@ -120,7 +121,7 @@ class Suite:
             overrides = [o for k, v in zip(keys, values) for o in _grid_overrides(k, v)]
             point = base.with_overrides(overrides)
             label = ", ".join(overrides) or "base"
-            points.append((label, [point.with_overrides([f"train.seed={seed}"]) for seed in self.seeds]))
+            points.append((label, [with_data_checksum(point.with_overrides([f"train.seed={seed}"])) for seed in self.seeds]))
         return points
 
     def configs(self) -> list[RunConfig]:
