@@ -194,6 +194,7 @@ def export_torchscript(trained: TrainedModel, path: str | Path, seq_len: int | N
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the cells' input checks become constants
+            warnings.simplefilter("ignore", DeprecationWarning)  # (torch.export cannot take those checks yet)
             traced = torch.jit.trace(module, example, check_trace=False)
             same = torch.allclose(traced(fresh), module(fresh), rtol=1e-5, atol=1e-6)
     except Exception as err:  # tracing raises many kinds
@@ -202,6 +203,7 @@ def export_torchscript(trained: TrainedModel, path: str | Path, seq_len: int | N
         raise LongdepsError(f"cell {name!r} cannot be exported to TorchScript: the traced module's outputs differ "
                             "from the model's (the cell's step depends on more than its input tensors)")
     path = Path(path)
-    with atomic_file(path) as tmp:
+    with atomic_file(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(traced, tmp)
     return path
