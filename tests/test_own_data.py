@@ -233,3 +233,24 @@ def test_a_suite_names_a_file_task_by_the_id_its_run_gets(tmp_path):
     (outcome,) = run_suite(suite, tmp_path / "r", Sequential(), progress=False)
     assert outcome.status == "finished" and outcome.run_id == config.run_id()
     assert (tmp_path / "r" / "runs" / config.run_id() / "result.json").is_file()
+
+
+def test_labelling_metrics_average_over_true_steps_only(tmp_path):
+    """A split's accuracy is the mean over every true step of every sequence, whatever their lengths."""
+    from longdeps.cells import make_cell
+    from longdeps.evaluation import evaluate
+    from longdeps.model import SequenceModel
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 9, size=30)
+    x = rng.normal(size=(30, 8, 1))
+    np.savez(tmp_path / "d.npz", x=x, lengths=lengths, y=(x[..., 0] > 0).astype(int))
+    task = make_task("file", path=str(tmp_path / "d.npz"), eval_batch_size=4)
+    torch.manual_seed(0)
+    model = SequenceModel(make_cell("gru", 1, 6), task.output_size, "all").eval()
+    correct = []
+    for i in task.rows["test"].tolist():
+        steps = torch.from_numpy((x[i, :lengths[i]] - task.encoding.mean) / task.encoding.std).float()[:, None]
+        predicted = model(steps)[0].argmax(-1)[:, 0]
+        correct += (predicted == torch.from_numpy((x[i, :lengths[i], 0] > 0).astype(int))).tolist()
+    assert evaluate(model, task, task.split("test"))["accuracy"] == pytest.approx(np.mean(correct), abs=1e-6)
