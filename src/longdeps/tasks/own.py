@@ -66,26 +66,30 @@ MISSING = ("ffill", "zero", "mean")
 _EVERY = 1.0 - 1e-9
 
 
-def infer_kind(data: SequenceFile, kind: str | None) -> str:
-    """``kind`` if given (checked against the targets' shape), else the one the targets make certain."""
+def settle_kind(data: SequenceFile, kind: str | None) -> str:
+    """``kind`` if given (checked against the targets' shape), else the one the targets make certain;
+    targets that only the kind tells apart (float ``(N, T)``) are settled as per step or per sequence."""
     if kind is not None and kind not in KINDS:
         raise LongdepsError(f"unknown task.kind {kind!r}; choose from {', '.join(KINDS)}")
     if data.targets is None:
         raise LongdepsError(f"{data.path}: no targets to train on (npz: a 'y' array; csv/parquet: the "
                             "task.target_column)")
     if data.per_step is None:  # npz: float y (N, T), T the padded length
-        if kind is None:
+        if kind not in ("labelling", "regression"):
             raise LongdepsError(f"{data.path}: y is float (N, T) with T the sequences' length: a value per step or a "
                                 "vector per sequence? set task.kind=labelling or task.kind=regression")
+        data.per_step = kind == "labelling"
+        if data.per_step:
+            data.targets = [data.targets[i, :len(v)] for i, v in enumerate(data.values)]
         return kind
     inferred = "labelling" if data.per_step else (
         "regression" if np.issubdtype(np.asarray(data.targets).dtype, np.floating) else "classification")
     if kind is not None and (kind == "labelling") != (inferred == "labelling"):
         shape = "a target per step" if inferred == "labelling" else "one target per sequence"
         raise LongdepsError(f"{data.path}: task.kind={kind} does not fit targets that give {shape}")
-    if kind == "classification" and np.asarray(data.targets).ndim != 1:
-        raise LongdepsError(f"{data.path}: task.kind=classification needs one class per sequence, "
-                            f"got targets of shape {np.shape(data.targets)}")
+    if (kind or inferred) == "classification" and np.asarray(data.targets).ndim != 1:
+        raise LongdepsError(f"{data.path}: classification needs one class per sequence, got targets of shape "
+                            f"{np.shape(data.targets)}; give y as (N,), or float values for regression")
     return kind or inferred
 
 
@@ -268,20 +272,12 @@ class FileTask(Task):
             raise LongdepsError(f"task.val_fraction={val_fraction} and task.test_fraction={test_fraction} must be in "
                                 "(0, 1) and leave some sequences to train on")
         self.path = Path(path).expanduser()
-        if self.path.suffix in (".csv", ".parquet", ".npz", ".ts") and not self.path.is_file():
-            raise LongdepsError(f"task.path={path}: no such file")
         self.sha256 = file_sha256(self.path, sha256) if self.path.is_file() else None
         columns = Columns(id_column, time_column,
                           tuple(c.strip() for c in feature_columns.split(",")) if feature_columns else None,
                           tuple(c.strip() for c in target_column.split(",")), split_column)
-        data = read_sequences(self.path, columns)
-        self.kind = infer_kind(data, kind)
-        if self.kind == "regression" and data.per_step is None:
-            data.per_step = False
-        elif data.per_step is None:
-            data.per_step = True
-            data.targets = [data.targets[i, :len(v)] for i, v in enumerate(data.values)]
-        self.data = data
+        self.data = data = read_sequences(self.path, columns)  # (a missing file or unknown extension: refused)
+        self.kind = settle_kind(data, kind)
         self.check_targets()
         longest = max(len(v) for v in data.values)
         if seq_len is not None and seq_len != longest:

@@ -126,8 +126,8 @@ def _read_npz(path: Path, targets: bool) -> SequenceFile:
     if y is not None:
         if len(y) != n:
             raise LongdepsError(f"{path}: y has {len(y)} rows but x has {n} sequences; give one target row per sequence")
-        per_step = y.ndim == 3 or (y.ndim == 2 and y.shape[1] == steps and not np.issubdtype(y.dtype, np.floating))
-        if y.ndim == 2 and y.shape[1] == steps and np.issubdtype(y.dtype, np.floating):
+        per_step = y.ndim == 3 or (y.ndim == 2 and y.shape[1] == steps)
+        if y.ndim == 2 and per_step and np.issubdtype(y.dtype, np.floating):
             per_step = None  # a value per step or a vector per sequence: task.kind decides
         if per_step:
             y = [y[i, :lengths[i]] for i in range(n)]
@@ -187,12 +187,11 @@ def _read_table(path: Path, columns: Columns, targets: bool) -> SequenceFile:
     values = [group[features].to_numpy(np.float64) for group in groups]
     rows = [group["__row__"].to_numpy() for group in groups]
     y, per_step = None, False
-    if wanted_targets:
+    if wanted_targets:  # constant within every sequence: one target per sequence, else one per step
         per_step = any(group[wanted_targets].nunique(dropna=False).max() > 1 for group in groups)
-        per_sequence = [group[wanted_targets].to_numpy() for group in groups]
-        y = per_sequence if per_step else np.stack([g[0] for g in per_sequence])
-        if not per_step or len(wanted_targets) == 1:
-            y = [a[:, 0] for a in y] if per_step else (y[:, 0] if len(wanted_targets) == 1 else y)
+        steps = [group[wanted_targets].to_numpy() for group in groups]  # (L_i, D)
+        steps = [a[:, 0] for a in steps] if len(wanted_targets) == 1 else steps
+        y = steps if per_step else np.stack([a[0] for a in steps])
     split = None
     if columns.split in frame.columns:
         split = _split_codes(path, f"column {columns.split!r}",
