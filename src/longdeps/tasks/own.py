@@ -232,15 +232,16 @@ def fit_encoding(data: SequenceFile, kind: str, train: np.ndarray, missing: str 
     mean, std = np.nan_to_num(mean), np.where(np.isnan(std) | (std == 0), 1.0, std)
     targets = data.targets
     classes = target_mean = target_std = None
-    per_class = not np.issubdtype(np.asarray(targets[0]).dtype, np.floating)
+    per_class = kind == "classification" or (kind == "labelling" and not np.issubdtype(
+        np.asarray(targets[0]).dtype, np.floating))
     if per_class:
         seen = np.asarray(targets)[train] if kind == "classification" else np.concatenate([targets[i] for i in train])
         classes = label_order(np.asarray(seen).astype(str))
     else:
         values = (np.asarray(targets, dtype=np.float64)[train].reshape(len(train), -1) if kind == "regression" else
                   np.concatenate([np.asarray(targets[i], np.float64).reshape(len(targets[i]), -1) for i in train]))
-        target_mean, target_std = values.mean(axis=0).tolist(), np.where(values.std(axis=0) == 0, 1.0,
-                                                                          values.std(axis=0)).tolist()
+        spread = values.std(axis=0)
+        target_mean, target_std = values.mean(axis=0).tolist(), np.where(spread == 0, 1.0, spread).tolist()
     names = data.target_names if not per_class else data.target_names[:1]
     if target_mean is not None and len(names) != len(target_mean):
         names = [f"y{d}" for d in range(len(target_mean))]
