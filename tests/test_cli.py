@@ -83,7 +83,7 @@ def test_bad_input_is_one_line_and_non_zero(args, message, capsys):
     (["report", "--results", "TMP/typo"], "no results in 'TMP/typo'"),
     (["report", "--results", "TMP/typo", "--sweep", "default"], "no results in 'TMP/typo'"),
     (["train", "--results", "TMP/file", "--steps", "1"], "results root 'TMP/file' is a file, not a folder"),
-    (["data", "check", "--data-dir", "TMP/typo"], "13 of 13 data sets are missing or corrupted: mnist, fashion-mnist"),
+    (["data", "check", "--data-dir", "TMP/typo"], "15 of 15 data sets are missing or corrupted: mnist, fashion-mnist"),
 ])
 def test_failures_are_one_line_and_non_zero_and_create_nothing(args, message, tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")

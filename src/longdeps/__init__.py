@@ -26,6 +26,7 @@ _EXPORTS = {
     "SequenceModel": "longdeps.model",
     "evaluate": "longdeps.evaluation",
     "run_experiment": "longdeps.experiment",
+    **dict.fromkeys(["TrainedModel", "load_run"], "longdeps.inference"),
 }
 __all__ = sorted(["LongdepsError", *_EXPORTS])
 

@@ -121,6 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
             f"default, range and help{' (and its success criterion per variant)' if section == 'task' else ''}."))
         listing.add_argument("name", nargs="?", metavar="NAME", help=f"one of the {what}")
 
+    predict = sub.add_parser("predict", help="predict with a trained run on new data", description=(
+        "Read new sequences (a file in the format the run was trained on: .npz, .csv, .parquet, .ts) with the "
+        "run's preprocessing and write its best-validation model's predictions: class names and probabilities, "
+        "or values in the file's units (forecasting: the horizon after the series' last row)."))
+    predict.add_argument("run", help="a run id (see `longdeps runs`) or a run folder")
+    predict.add_argument("--input", required=True, help="the new data")
+    predict.add_argument("--output", required=True, help="where the predictions go: .csv, .parquet or .npz")
+    predict.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    predict.add_argument("--device", default="cpu", help="torch device to compute on (default: %(default)s)")
+
+    export = sub.add_parser("export", help="export a trained run's model (TorchScript)", description=(
+        "Trace a run's best-validation model, inputs (T, B, I) standardised as in training -> outputs, into a "
+        "TorchScript file, checked to give the model's outputs; a cell that cannot be traced is refused."))
+    export.add_argument("run", help="a run id (see `longdeps runs`) or a run folder")
+    export.add_argument("--format", choices=["torchscript"], default="torchscript", help="(default: %(default)s)")
+    export.add_argument("--output", help="the file to write (default: RUN_FOLDER/model.pt)")
+    export.add_argument("--seq-len", type=int, help="input length to trace at (default: the run's)")
+    export.add_argument("--results", default=DEFAULT_ROOT, help="results root (default: %(default)s)")
+    export.add_argument("--data-dir", help=DATA_DIR_HELP)
+
     data = sub.add_parser("data", help="check or download the real data sets",
                           description="Data sets live in --data-dir, else $LONGDEPS_DATA, else ~/.cache/longdeps.")
     data.add_argument("action", choices=["check", "fetch"], help="check: verify every known set; fetch: download one")
@@ -162,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     config = load_config(args.config) if args.config else RunConfig()
     flags = [f"{key}={getattr(args, flag)}" for flag, (key, _) in FLAGS.items() if getattr(args, flag) is not None]
-    config = config.with_overrides(flags + args.overrides)
+    config = config.with_overrides(expand_file_task(flags) + args.overrides)
     if args.threads is not None:
         import torch
 
@@ -188,6 +208,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"run {result.run_id}: already finished ({outcome}; stored result in {result.run_dir}); --force retrains")
     else:
         print(f"run {result.run_id}: {result.status}; {outcome}; {result.run_dir}")
+
+
+def expand_file_task(overrides: list[str]) -> list[str]:
+    """``task.name=file:PATH`` (from ``--task file:PATH``) as ``task.name=file task.path=PATH``."""
+    expanded = []
+    for item in overrides:
+        if item.startswith("task.name=file:"):
+            expanded += ["task.name=file", f"task.path={item.removeprefix('task.name=file:')}"]
+        else:
+            expanded.append(item)
+    return expanded
 
 
 def make_executor(args: argparse.Namespace):
@@ -400,8 +431,25 @@ def cmd_data(args: argparse.Namespace) -> None:
         raise LongdepsError(f"{len(bad)} of {len(report)} data sets are missing or corrupted: {', '.join(bad)} (see above)")
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    from longdeps.inference import load_run, write_predictions
+
+    trained = load_run(args.run, args.results, device=args.device)
+    frame = trained.predict(args.input)
+    print(f"run {trained.run_id}: {len(frame)} predictions -> {write_predictions(frame, args.output)}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from longdeps.inference import export_torchscript, load_run
+
+    trained = load_run(args.run, args.results, data_dir=args.data_dir)
+    path = export_torchscript(trained, args.output or trained.folder / "model.pt", args.seq_len)
+    print(f"run {trained.run_id}: {args.format} -> {path}")
+
+
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "reproduce": cmd_sweep, "bench": cmd_sweep, "report": cmd_report,
-            "runs": cmd_runs, **dict.fromkeys(LISTINGS, cmd_listing), "data": cmd_data, "population": cmd_population}
+            "runs": cmd_runs, **dict.fromkeys(LISTINGS, cmd_listing), "data": cmd_data, "population": cmd_population,
+            "predict": cmd_predict, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

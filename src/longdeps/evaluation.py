@@ -31,8 +31,8 @@ def evaluate(model: SequenceModel, task: Task, batches: Iterable[Batch], device:
     """Each metric of ``task.per_example_metrics`` averaged over ``batches``.
 
     Per-example values are weighted by the number of outputs they average
-    (1 for many-to-one tasks, the steps for many-to-many ones), so the result
-    is the mean over all predictions. A batch that ``continues`` the previous
+    (``task.example_weights``, by default 1 for many-to-one tasks, the steps
+    for many-to-many ones), so the result is the mean over all predictions. A batch that ``continues`` the previous
     one starts from its final state.
     """
     was_training = model.training
@@ -42,10 +42,17 @@ def evaluate(model: SequenceModel, task: Task, batches: Iterable[Batch], device:
     for batch in batches:
         batch = batch.to(device)
         outputs, final = model(batch.x, state if batch.continues else None)
-        weight = batch.x.shape[0] if task.readout == "all" else 1
-        for key, values in task.per_example_metrics(outputs, batch.y).items():
-            sums[key] += float(values.sum()) * weight
-        count += batch.size * weight
+        weight = task.example_weights(batch)
+        if weight is None:
+            weight = batch.x.shape[0] if task.readout == "all" else 1
+            for key, values in task.per_example_metrics(outputs, batch.y).items():
+                sums[key] += float(values.sum()) * weight
+            count += batch.size * weight
+        else:
+            weight = weight.to(device)
+            for key, values in task.per_example_metrics(outputs, batch.y).items():
+                sums[key] += float((values.double() * weight).sum())
+            count += float(weight.sum())
         state = final
     model.train(was_training)
     return {key: total / count for key, total in sums.items()}

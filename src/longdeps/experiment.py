@@ -18,6 +18,7 @@ are scored on the test set.
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import torch
 from longdeps.cells import State, detach_state, make_cell, map_state
 from longdeps.config import EXECUTION_FIELDS, RunConfig, validate
 from longdeps.continuation import make_continuation
+from longdeps.data import sha256_of
 from longdeps.errors import LongdepsError
 from longdeps.evaluation import Evaluator
 from longdeps.gradients import make_estimator
@@ -83,7 +85,7 @@ class Run:
     """
 
     def __init__(self, config: RunConfig, store: ResultStore, suite: str | None = None, data_dir: str | None = None):
-        self.config = validate(config)
+        self.config = config = validate(with_data_checksum(config))
         self.suite = suite
         self.run_id = config.run_id()
         self.device = torch.device(config.train.device)
@@ -162,6 +164,8 @@ class Run:
             self.folder.clear()
         elif status == "finished":
             return False
+        elif resume and status is None:
+            refuse_changed_file(self.folder.store, self.config)
         elif self.folder.has_checkpoint():
             if not resume:
                 raise LongdepsError(f"run {self.run_id} stopped at a checkpoint ({status or 'unknown'}, "
@@ -285,6 +289,33 @@ class Run:
                    **self.model.cell.statistics()}
         self.folder.finish(summary)
         return RunResult(self.run_id, "finished", summary, self.folder.path)
+
+
+def with_data_checksum(config: RunConfig) -> RunConfig:
+    """``config`` with ``task.sha256``, the checksum of the file ``task.path`` of a task on a file of
+    your own, so that the file is part of the run id (the task refuses a file with another one);
+    other configs, and those that record it already, as they are."""
+    options = dict(config.task.more)
+    path = Path(str(options.get("path", ""))).expanduser()
+    if "sha256" in options or "path" not in options or not path.is_file():
+        return config  # (a missing file is refused by the task, in one line)
+    return config.updated({"task": {"sha256": sha256_of(path)}})
+
+
+def refuse_changed_file(store: ResultStore, config: RunConfig) -> None:
+    """Refuse, in one line, to resume a run of a file of your own that changed since: a run in ``store``
+    has ``config`` but for ``task.sha256``."""
+    mine = config.to_dict()
+    digest = mine["task"].pop("sha256", None)
+    if digest is None:
+        return
+    for row in store.runs(task=config.task.name):
+        theirs = json.loads(row["config"])
+        was = theirs["task"].pop("sha256", None)
+        if theirs == mine and was != digest:
+            raise LongdepsError(f"task.path={mine['task'].get('path')} changed "
+                                f"since run {row['run_id']} started (sha256 {digest}, it recorded {was}); --resume "
+                                "continues that run only with its file: restore it, or train without --resume for a new run")
 
 
 def run_experiment(config: RunConfig, results: str | Path = "longdeps-results", resume: bool = False,

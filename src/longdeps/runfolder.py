@@ -30,7 +30,8 @@ from longdeps.tasks.base import Task
 
 class RunFolder:
     """The folder of run ``run_id`` in ``store`` (``config.json``, ``checkpoint.pt``,
-    ``metrics.jsonl``, ``result.json``, the ``train.log`` copy) and its rows in the index."""
+    ``metrics.jsonl``, ``result.json``, the ``train.log`` copy, the task's ``preprocessing.json``)
+    and its rows in the index."""
 
     def __init__(self, store: ResultStore, run_id: str, log: str = "none"):
         self.store, self.run_id = store, run_id
@@ -57,6 +58,8 @@ class RunFolder:
         """Register the run as running, write its ``config`` and write every copy of ``records``."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / "config.json", json.dumps(config, indent=2) + "\n")
+        if (preprocessing := task.preprocessing()) is not None:
+            atomic_write_text(self.path / "preprocessing.json", json.dumps(preprocessing, indent=2) + "\n")
         self.store.start_run(self.run_id, config, task.metric, task.variant, suite, seq_len=task.seq_len)
         self.store.set_evals(self.run_id, self.records)
         atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.records))

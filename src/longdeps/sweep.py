@@ -67,7 +67,7 @@ from tqdm.auto import tqdm
 from longdeps.allocator import keep_freed_memory
 from longdeps.config import SECTIONS, RunConfig, parse_overrides, read_mapping, validate
 from longdeps.errors import LongdepsError
-from longdeps.experiment import run_experiment
+from longdeps.experiment import run_experiment, with_data_checksum
 from longdeps.report import PAPER_METRICS
 from longdeps.reporting import mean_std
 from longdeps.runfolder import rebuild_index
@@ -128,7 +128,8 @@ class Suite:
 
     def points(self) -> list[tuple[str, list[RunConfig]]]:
         """The grid points in file order (last key fastest), each as (label, its configs in seed order):
-        the suite's seeds, or those that a grouped entry of the point names (``_entry_seeds``)."""
+        the suite's seeds, or those that a grouped entry of the point names (``_entry_seeds``); a task on a
+        file of your own with the file's checksum, as its run records it."""
         base = RunConfig.from_dict(self.base)
         keys = list(self.grid)
         points = []
@@ -141,7 +142,7 @@ class Suite:
             point = base.with_overrides(overrides)
             label = ", ".join(overrides) or "base"
             seeds = named[0][1] if named else self.seeds
-            points.append((label, [point.with_overrides([f"train.seed={seed}"]) for seed in seeds]))
+            points.append((label, [with_data_checksum(point.with_overrides([f"train.seed={seed}"])) for seed in seeds]))
         return points
 
     def configs(self) -> list[RunConfig]:
@@ -211,12 +212,13 @@ def load_suite(name_or_path: str, names: dict[str, Path] | None = None) -> Suite
                   base=data.get("base") or {}, grid=grid, seeds=seeds)
     for config in suite.configs():  # every grid value must fit its config field, before any run starts
         validate(config)
-    suite.paper = [_paper_entry(path, entry) for entry in data.get("paper") or []]
+    suite.paper = [_paper_entry(path, entry, RunConfig.from_dict(suite.base)) for entry in data.get("paper") or []]
     return suite
 
 
-def _paper_entry(path: Path, entry: Any) -> dict[str, Any]:
-    """A ``paper:`` entry checked, its setting values coerced to the config fields' types."""
+def _paper_entry(path: Path, entry: Any, base: RunConfig) -> dict[str, Any]:
+    """A ``paper:`` entry checked, its setting values coerced to the types of the fields of the suite's
+    ``base`` config (an option of the base's task, such as ``task.horizon``, too)."""
     if not isinstance(entry, dict) or set(entry) != set(PAPER_KEYS) or not isinstance(entry["setting"], dict):
         raise LongdepsError(f"{path}: a paper entry needs exactly the keys {', '.join(PAPER_KEYS)} "
                             f"(setting a mapping of config fields), got {entry!r}")
@@ -225,8 +227,8 @@ def _paper_entry(path: Path, entry: Any) -> dict[str, Any]:
     setting = {}
     for key, value in entry["setting"].items():
         section, _, name = key.partition(".")
-        config = RunConfig().with_overrides([_override(key, value)])
-        setting[key] = getattr(getattr(config, section), name)
+        config = base.with_overrides([_override(key, value)])
+        setting[key] = config.to_dict()[section][name]
     return {**entry, "setting": setting}
 
 

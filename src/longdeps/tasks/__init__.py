@@ -26,6 +26,6 @@ def make_task(name: str, seq_len: int | None = None, variant: str | None = None,
     return TASKS.build(name, {"seq_len": seq_len, "variant": variant, **options})
 
 
-from longdeps.tasks import images, synthetic, text, timeseries  # noqa: E402,F401  (each registers its tasks)
+from longdeps.tasks import forecasting, images, own, synthetic, text, timeseries  # noqa: E402,F401  (each registers its tasks)
 
 __all__ = ["Batch", "Task", "TASKS", "make_task", "register"]

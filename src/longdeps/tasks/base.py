@@ -186,6 +186,11 @@ class Task(ABC):
     def per_example_metrics(self, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-example values ``(B,)`` to be averaged over a split; must include ``"loss"`` and ``self.metric``."""
 
+    def example_weights(self, batch: Batch) -> torch.Tensor | None:
+        """How many predictions each example of ``batch`` makes ``(B,)``, for split averages; None:
+        one per sequence (``readout="last"``) or one per step (``"all"``)."""
+        return None
+
     @abstractmethod
     def solved(self, summary: dict[str, float]) -> bool:
         """Whether split-averaged metrics meet this variant's success criterion."""
@@ -208,6 +213,11 @@ class Task(ABC):
     def target(self) -> dict[str, float]:
         """The thresholds that ``solved`` puts on validation metrics, by metric (for plots)."""
         return {}
+
+    def preprocessing(self) -> dict[str, object] | None:
+        """What a trained model needs besides its weights to read new data (standardisation, class
+        names), as JSON; the run folder keeps it as ``preprocessing.json``. None: nothing."""
+        return None
 
     def describe(self) -> dict[str, object]:
         """What a result records about the task."""
