@@ -25,7 +25,7 @@ SUITES = {
     "benchmarks/dsf-adding.yaml": (50, "501dfd2634a43471"),
     "benchmarks/dsf.yaml": (30, "9da69007c2c639c5"),
     "benchmarks/estimators.yaml": (182, "10819ef783105f84"),
-    "benchmarks/ett.yaml": (24, "ae5a10deec0f9dea"),
+    "benchmarks/ett.yaml": (36, "6484132bde4cb521"),
     "benchmarks/recurrent-batchnorm.yaml": (6, "7ec529782fea8186"),
     "benchmarks/sgr-band-t100.yaml": (14, "519833b34a1de1ad"),
     "benchmarks/sgr-band.yaml": (16, "61e29d8233034a92"),
