@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: suite file -> (runs, the first 16 hex digits of the SHA-256 of their ids joined by commas)
 SUITES = {
     "benchmarks/adding-hs1997.yaml": (6, "4654058f43b4960e"),
-    "benchmarks/asrnn.yaml": (18, "559d5cef9032535c"),
+    "benchmarks/asrnn.yaml": (24, "eac468a83862fa60"),
     "benchmarks/diffusion-pilot.yaml": (9, "2a3c6e8ccc0eb273"),
     "benchmarks/diffusion-sweep.yaml": (90, "f61d18bcb551d03e"),
     "benchmarks/diffusion-variants.yaml": (30, "5883ce64196b3ad0"),
@@ -25,6 +25,7 @@ SUITES = {
     "benchmarks/dsf-adding.yaml": (50, "501dfd2634a43471"),
     "benchmarks/dsf.yaml": (30, "9da69007c2c639c5"),
     "benchmarks/estimators.yaml": (182, "10819ef783105f84"),
+    "benchmarks/depth.yaml": (51, "e873ea90bcc88bdf"),
     "benchmarks/ett.yaml": (36, "6484132bde4cb521"),
     "benchmarks/recurrent-batchnorm.yaml": (6, "7ec529782fea8186"),
     "benchmarks/sgr-band-t100.yaml": (14, "519833b34a1de1ad"),
