@@ -40,6 +40,15 @@ class Option:
         return self.field, self.type, "null" if self.default is None else str(self.default), self.range or "-", self.help
 
 
+#: the range and what it does of each option every component of a kind takes through its registry's ``around``
+AROUND_HELP = {
+    "cell.num_layers": ("> 0", "recurrent layers, each reading the outputs of the one below (docs/depth.md)"),
+    "cell.dropout": ("in [0, 1)", "num_layers >= 2: dropout on what each layer passes up, in training (not on "
+                                  "recurrent connections)"),
+    "cell.residual": ("-", "num_layers >= 2: add each layer's input to its output where both have hidden_size units"),
+}
+
+
 def component_options(section: str, name: str) -> list[Option]:
     """The options of component ``name`` of config section ``section`` (its name refused in one line
     where unknown), in constructor order, then the section's fields the run reads for every component."""
@@ -61,6 +70,9 @@ def component_options(section: str, name: str) -> list[Option]:
             default = parameter.default
         rows.append(Option(f"{section}.{key}", type_name(kind), default, bounds,
                            help_text or docstring_args(cls).get(key, "")))
+    for key, parameter in registry.around_options().items():  # what every component of the kind takes (stacking)
+        bounds, help_text = AROUND_HELP.get(f"{section}.{key}", ("", ""))
+        rows.append(Option(f"{section}.{key}", type_name(parameter.annotation), parameter.default, bounds, help_text))
     return rows
 
 
