@@ -96,5 +96,7 @@ def test_forecast_metrics_per_variable(tmp_path):
 
 def test_the_ett_suite_loads_with_its_published_figures():
     suite = load_suite("ett")
-    assert len(list(suite.configs())) == 24
+    configs = list(suite.configs())
+    assert len(configs) == 36  # 6 cells x 2 horizons x 3 seeds
+    assert {c.cell.name for c in configs} == {"lstm", "gru", "asrnn", "bn-lstm", "lru", "mingru"}
     assert {entry["setting"]["task.horizon"] for entry in suite.paper} == {96}
